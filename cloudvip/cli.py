@@ -1,0 +1,94 @@
+"""The `cloudvip` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .config import DEFAULT_PATH, Config, ConfigError, Severity, VrrpInstance, load
+
+
+def _instance_summary(cfg: Config, inst: VrrpInstance) -> str:
+    auth = inst.auth.auth_type.name if inst.auth else "no auth"
+    parts = [f"{inst.name}: {inst.interface} vrid {inst.vrid} priority {inst.priority}",
+             f"v{inst.version}", auth, f"advert {inst.advert_int:g}s"]
+    if inst.state_hint:
+        parts.append(f"state {inst.state_hint}")
+    if inst.nopreempt:
+        parts.append("nopreempt")
+    elif inst.preempt_delay:
+        parts.append(f"preempt_delay {inst.preempt_delay:g}s")
+    if inst.unicast_peers:
+        src = inst.unicast_src_ip or "(interface address)"
+        parts.append(f"unicast {src} -> {', '.join(str(p.address) for p in inst.unicast_peers)}")
+    else:
+        parts.append("multicast")
+    lines = ["  " + ", ".join(parts)]
+    if inst.vips:
+        lines.append("    VIPs: " + ", ".join(
+            str(v.interface) + (f" label {v.label}" if v.label else "") + (f" dev {v.dev}" if v.dev else "")
+            for v in inst.vips))
+    tracked = [f"script {t.name}({_weight(cfg, t.name, t.weight)})" for t in inst.track_scripts]
+    tracked += [f"interface {t.name}({_fmt_weight(t.weight or 0)})" for t in inst.track_interfaces]
+    tracked += [f"file {t.name}" for t in inst.track_files]
+    if tracked:
+        lines.append("    tracks: " + ", ".join(tracked))
+    if inst.cloud:
+        lines.append(f"    cloud: {inst.cloud.provider}")
+    group = cfg.group_of(inst.name)
+    if group:
+        lines.append(f"    sync group: {group.name}")
+    return "\n".join(lines)
+
+
+def _weight(cfg: Config, name: str, override: int | None) -> str:
+    script = cfg.scripts.get(name)
+    return _fmt_weight(override if override is not None else (script.weight if script else 0))
+
+
+def _fmt_weight(weight: int) -> str:
+    return f"{weight:+d}" if weight else "fault"
+
+
+def check_config(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        cfg = load(path, config_id=args.config_id)
+    except ConfigError as exc:
+        for diag in exc.diagnostics:
+            print(diag, file=sys.stderr)
+        errors = sum(d.severity is Severity.ERROR for d in exc.diagnostics)
+        print(f"{path}: {errors} error(s); configuration NOT valid", file=sys.stderr)
+        return 1
+    for diag in cfg.diagnostics:
+        print(diag, file=sys.stderr)
+    n = len(cfg.instances)
+    extra = f", {len(cfg.sync_groups)} sync group(s)" if cfg.sync_groups else ""
+    print(f"{path}: OK, {n} instance{'s' if n != 1 else ''}{extra}")
+    for inst in cfg.instances:
+        print(_instance_summary(cfg, inst))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cloudvip", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"cloudvip {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check-config", help="validate a keepalived.conf and summarise its instances")
+    check.add_argument("-f", "--file", default=str(DEFAULT_PATH), help=f"config file (default {DEFAULT_PATH})")
+    check.add_argument("-i", "--config-id", default=None,
+                       help="config id for @id conditional lines (default: short host name)")
+    check.set_defaults(func=check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

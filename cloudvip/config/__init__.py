@@ -1,0 +1,89 @@
+"""keepalived.conf, read as keepalived reads it, into typed dataclasses.
+
+    cfg = load(Path("/etc/keepalived/keepalived.conf"))   # raises ConfigError
+
+Warnings (unknown keywords, truncated passwords, ...) are in `cfg.diagnostics`.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from .checks import check
+from .diagnostics import ConfigError, Diagnostic, Diagnostics, Location, Severity
+from .model import (Authentication, CloudBlock, CloudEntry, Config, GlobalDefs, Notifiers,
+                    ScriptCommand, SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress,
+                    VrrpInstance, VrrpScript)
+from .parser import IGNORED_TOP, Parser, build_global_defs
+from .syntax import Node, parse_file, parse_text
+
+DEFAULT_PATH = Path("/etc/keepalived/keepalived.conf")
+
+__all__ = [
+    "Authentication", "CloudBlock", "CloudEntry", "Config", "ConfigError", "DEFAULT_PATH", "Diagnostic",
+    "GlobalDefs", "Location", "Notifiers", "ScriptCommand", "Severity", "SyncGroup", "TrackFile",
+    "TrackRef", "UnicastPeer", "VirtualAddress", "VrrpInstance", "VrrpScript", "load", "loads",
+]
+
+
+def default_config_id() -> str:
+    """keepalived's default config_id: the host name up to the first dot."""
+    return socket.gethostname().split(".")[0]
+
+
+def load(path: Path | str = DEFAULT_PATH, config_id: str | None = None) -> Config:
+    path = Path(path)
+    diags = Diagnostics()
+    nodes, files = parse_file(path, diags, config_id or default_config_id())
+    return _build(nodes, diags, path, tuple(files))
+
+
+def loads(text: str, name: str = "<string>", config_id: str | None = None) -> Config:
+    diags = Diagnostics()
+    nodes = parse_text(text, diags, name, config_id or default_config_id())
+    return _build(nodes, diags, Path(name), ())
+
+
+def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path, ...]) -> Config:
+    parser = Parser(diags)
+    gdefs = build_global_defs(parser, nodes)
+    scripts: dict[str, VrrpScript] = {}
+    track_files: dict[str, TrackFile] = {}
+    instances: list[VrrpInstance] = []
+    groups: list[SyncGroup] = []
+    for node in nodes:
+        k = node.keyword
+        if k == "global_defs":
+            continue
+        if k == "vrrp_script":
+            if (script := parser.vrrp_script(node)) is not None:
+                _unique(scripts, script.name, script, node, diags, k)
+        elif k in ("vrrp_track_file", "track_file"):
+            if (tf := parser.track_file(node)) is not None:
+                _unique(track_files, tf.name, tf, node, diags, k)
+        elif k == "vrrp_instance":
+            if (inst := parser.vrrp_instance(node, gdefs)) is not None:
+                instances.append(inst)
+        elif k == "vrrp_sync_group":
+            if (group := parser.sync_group(node)) is not None:
+                groups.append(group)
+        elif k in IGNORED_TOP:
+            diags.warning(node.loc, f"{k} is not handled by cloudvip (VRRP only); ignored")
+        else:
+            diags.warning(node.loc, f"unknown keyword '{k}' at top level, ignored")
+    if not instances and not diags.errors:
+        diags.error(Location(str(path), 1), "no vrrp_instance defined", "at least one vrrp_instance block")
+    cfg = Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups))
+    check(cfg, diags)
+    if diags.errors:
+        raise ConfigError(sorted(diags.items, key=lambda d: d.loc))
+    return Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups),
+                  tuple(diags.items))
+
+
+def _unique(table: dict[str, object], name: str, value: object, node: Node, diags: Diagnostics,
+            kind: str) -> None:
+    if name in table:
+        diags.error(node.loc, f"{kind} {name} is defined twice", "unique names")
+    table[name] = value

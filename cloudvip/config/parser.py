@@ -1,0 +1,482 @@
+"""keepalived.conf statements -> typed configuration.
+
+Every keyword keepalived's VRRP part knows is either used or, where cloudvip
+has no equivalent, accepted with a warning; unknown keywords are warnings with
+file:line, as keepalived treats them. Invalid values are errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..packet import AuthType
+from .diagnostics import Diagnostics, Location
+from .model import (Authentication, CloudBlock, CloudEntry, GlobalDefs, Notifiers, ScriptCommand,
+                    SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress, VrrpInstance,
+                    VrrpScript)
+from .syntax import Node
+from .values import Values
+
+MAX_WEIGHT = 253
+SCOPES = ("host", "link", "global", "site", "nowhere")
+
+# Keywords keepalived knows that cloudvip accepts but does not act on (LVS, SNMP, mail, ...).
+IGNORED_TOP = {"virtual_server", "virtual_server_group", "static_ipaddress", "static_routes",
+               "static_rules", "linkbeat_interfaces", "vrrp_track_process", "track_process",
+               "bfd_instance", "garp_group", "net_namespace", "instance"}
+IGNORED_GLOBAL = {
+    "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout",
+    "smtp_helo_name", "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "enable_traps",
+    "enable_snmp_vrrp", "enable_snmp_keepalived", "enable_snmp_rfc", "enable_snmp_rfcv2",
+    "enable_snmp_rfcv3", "enable_snmp_checker", "snmp_socket", "enable_dbus", "dynamic_interfaces",
+    "lvs_id", "lvs_sync_daemon", "lvs_flush", "lvs_timeouts", "vrrp_mcast_group4",
+    "vrrp_mcast_group6", "vrrp_garp_interval", "vrrp_gna_interval", "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert", "vrrp_iptables", "vrrp_ipsets", "vrrp_priority",
+    "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "max_auto_priority",
+    "min_auto_priority_delay", "process_names", "process_name", "vrrp_process_name",
+    "vrrp_startup_delay", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat",
+    "default_interface", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_monitor_rcv_bufs", "vrrp_min_garp", "vrrp_rlimit_rttime", "vrrp_rt_priority",
+    "checker_rt_priority", "notify_fifo_script", "use_pid_dir", "linkbeat_use_polling",
+    "script_security", "instance", "net_namespace", "namespace_with_ipsets", "local_name",
+    "vrrp_use_process_cmdline", "vrrp_use_process_comm", "random_seed", "umask", "vrrp_cpu_affinity",
+    "checker_cpu_affinity", "vrrp_track_process", "fifo_write_vrrp_states_on_reload",
+}
+IGNORED_INSTANCE = {
+    "smtp_alert", "accept", "no_accept", "strict_mode", "debug", "lvs_sync_daemon_interface",
+    "native_ipv6", "linkbeat_use_polling", "notify_master_rx_lower_pri", "notify_deleted",
+    "kernel_rx_buf_size", "promote_secondaries", "down_timer_adverts", "track_process", "track_bfd",
+    "vmac_xmit_base", "no_virtual_ipaddress",
+}
+UNSUPPORTED_INSTANCE = {
+    "use_vmac": "virtual MACs do nothing in a cloud VPC; cloudvip moves the address instead",
+    "virtual_routes": "virtual routes are not managed by cloudvip",
+    "virtual_rules": "virtual rules are not managed by cloudvip",
+    "mcast_dst": "a custom multicast group is not supported",
+}
+
+
+def _unknown(diags: Diagnostics, node: Node, where: str) -> None:
+    diags.warning(node.loc, f"unknown keyword '{node.keyword}' in {where}, ignored")
+
+
+class Parser:
+    def __init__(self, diags: Diagnostics) -> None:
+        self.diags = diags
+        self.v = Values(diags)
+
+    # ---------- global_defs ----------
+    def global_defs(self, nodes: list[Node], into: dict[str, Any]) -> None:
+        v = self.v
+        ints: dict[str, tuple[str, int, int]] = {
+            "vrrp_garp_master_delay": ("garp_master_delay", 0, 255),
+            "vrrp_garp_master_repeat": ("garp_master_repeat", 1, 255),
+            "vrrp_garp_master_refresh": ("garp_master_refresh", 0, 86400),
+            "vrrp_garp_master_refresh_repeat": ("garp_master_refresh_repeat", 1, 255),
+            "vrrp_version": ("vrrp_version", 2, 3),
+        }
+        flags = {"enable_script_security": "enable_script_security",
+                 "vrrp_check_unicast_src": "check_unicast_src",
+                 "vrrp_skip_check_adv_addr": "skip_check_adv_addr", "vrrp_strict": "strict"}
+        for node in nodes:
+            k = node.keyword
+            if k in ints:
+                field, lo, hi = ints[k]
+                if (val := v.integer(node, lo, hi)) is not None:
+                    into[field] = val
+            elif k in flags:
+                into[flags[k]] = v.flag(node)
+            elif k == "router_id":
+                into["router_id"] = v.text(node, "a router name")
+            elif k == "script_user":
+                if (user := v._arg(node, "USER [GROUP]")) is not None:
+                    into["script_user"] = user
+                    into["script_group"] = node.args[1].text if len(node.args) > 1 else None
+            elif k in ("notify_fifo", "vrrp_notify_fifo"):
+                into["notify_fifo"] = v._arg(node, "a FIFO path")
+            elif k in ("notify_fifo_script", "vrrp_notify_fifo_script"):
+                into["notify_fifo_script"] = v.command(node)
+            elif k in IGNORED_GLOBAL:
+                pass
+            else:
+                _unknown(self.diags, node, "global_defs")
+
+    # ---------- vrrp_script ----------
+    def vrrp_script(self, node: Node) -> VrrpScript | None:
+        v = self.v
+        name = v.text(node, "a script name")
+        fields: dict[str, Any] = {}
+        script: ScriptCommand | None = None
+        for child in v.block(node):
+            k = child.keyword
+            if k == "script":
+                script = v.command(child)
+            elif k == "interval":
+                fields["interval"] = v.number(child, 0.001, 86400)
+            elif k == "timeout":
+                fields["timeout"] = v.number(child, 0.001, 86400)
+            elif k == "weight":
+                fields["weight"] = v.integer(child, -MAX_WEIGHT, MAX_WEIGHT)
+                fields["weight_reverse"] = self._reverse(child, 1)
+            elif k in ("rise", "fall"):
+                fields[k] = v.integer(child, 1, 10_000)
+            elif k == "user":
+                if (user := v._arg(child, "USER [GROUP]")) is not None:
+                    fields["user"] = user
+                    fields["group"] = child.args[1].text if len(child.args) > 1 else None
+            elif k == "init_fail":
+                fields["init_fail"] = v.flag(child)
+            else:
+                _unknown(self.diags, child, f"vrrp_script {name}")
+        if name is None:
+            return None
+        if script is None:
+            self.diags.error(node.loc, f"vrrp_script {name} has no script", 'script "COMMAND"')
+            return None
+        return VrrpScript(name, node.loc, script, **{k: x for k, x in fields.items() if x is not None})
+
+    # ---------- track_file (top level) ----------
+    def track_file(self, node: Node) -> TrackFile | None:
+        v = self.v
+        name = v.text(node, "a track file name")
+        fields: dict[str, Any] = {}
+        path: str | None = None
+        for child in v.block(node):
+            k = child.keyword
+            if k == "file":
+                path = v.text(child, "a file path")
+            elif k == "weight":
+                fields["weight"] = v.integer(child, -MAX_WEIGHT - 1, MAX_WEIGHT + 1)
+                fields["reverse"] = self._reverse(child, 1)
+            elif k == "init_file":
+                words = child.words
+                fields["overwrite"] = "overwrite" in words
+                values = [w for w in words if w != "overwrite"]
+                fields["init_file"] = v.integer(child, -2**31, 2**31 - 1) if values else 0
+            else:
+                _unknown(self.diags, child, f"track_file {name}")
+        if name is None:
+            return None
+        if path is None:
+            self.diags.error(node.loc, f"track_file {name} has no file", "file PATH")
+            return None
+        return TrackFile(name, node.loc, path, **{k: x for k, x in fields.items() if x is not None})
+
+    def _reverse(self, node: Node, index: int) -> bool:
+        extra = node.words[index:]
+        if extra and extra != ["reverse"]:
+            self.diags.error(node.loc, f"unexpected {' '.join(extra)!r} after {node.keyword}",
+                             "nothing or 'reverse'")
+        return extra == ["reverse"]
+
+    # ---------- shared instance / group parts ----------
+    def track_refs(self, node: Node, kind: str) -> tuple[TrackRef, ...]:
+        refs: list[TrackRef] = []
+        for child in self.v.block(node):
+            weight: int | None = None
+            reverse = False
+            words = child.words
+            if kind == "track_interface" and self.v.ifname(child, child.keyword) is None:
+                continue
+            if words:
+                if words[0] != "weight" or len(words) < 2:
+                    self.diags.error(child.loc, f"unexpected {' '.join(words)!r} after {child.keyword}",
+                                     "NAME [weight N [reverse]]")
+                    continue
+                weight = self.v.integer(child, -MAX_WEIGHT - (kind == "track_file"),
+                                        MAX_WEIGHT + (kind == "track_file"), 1)
+                if weight is None:
+                    continue
+                reverse = self._reverse(child, 2)
+            refs.append(TrackRef(child.keyword, child.loc, weight, reverse))
+        return tuple(refs)
+
+    NOTIFY_KEYS = {"notify_master": "master", "notify_backup": "backup", "notify_fault": "fault",
+                   "notify_stop": "stop", "notify": "generic"}
+
+    def _common(self, node: Node, fields: dict[str, Any], notifiers: dict[str, Any]) -> bool:
+        """Keywords instances and sync groups share; True when handled."""
+        k = node.keyword
+        if k in self.NOTIFY_KEYS:
+            notifiers[self.NOTIFY_KEYS[k]] = self.v.command(node)
+        elif k in ("track_script", "track_interface", "track_file"):
+            fields[k + "s"] = fields.get(k + "s", ()) + self.track_refs(node, k)
+        else:
+            return False
+        return True
+
+    # ---------- vrrp_instance ----------
+    def vrrp_instance(self, node: Node, gdefs: GlobalDefs) -> VrrpInstance | None:
+        v = self.v
+        name = v.text(node, "an instance name")
+        where = f"vrrp_instance {name}"
+        fields: dict[str, Any] = {
+            "version": gdefs.vrrp_version, "garp_master_delay": gdefs.garp_master_delay,
+            "garp_master_repeat": gdefs.garp_master_repeat,
+            "garp_master_refresh": gdefs.garp_master_refresh,
+            "garp_master_refresh_repeat": gdefs.garp_master_refresh_repeat,
+            "skip_check_adv_addr": gdefs.skip_check_adv_addr,
+        }
+        notifiers: dict[str, Any] = {}
+        seen: dict[str, Location] = {}
+        simple_ints: dict[str, tuple[int, int]] = {
+            "virtual_router_id": (1, 255), "priority": (1, 255), "unicast_ttl": (1, 255),
+            "garp_master_delay": (0, 255), "garp_master_repeat": (1, 255),
+            "garp_master_refresh": (0, 86400), "garp_master_refresh_repeat": (1, 255),
+        }
+        for child in v.block(node):
+            k = child.keyword
+            if k in seen and k not in ("virtual_ipaddress", "virtual_ipaddress_excluded", "track_script",
+                                       "track_interface", "track_file", "unicast_peer"):
+                self.diags.warning(child.loc, f"{k} given again (first at {seen[k]}); the last one counts")
+            seen.setdefault(k, child.loc)
+            if self._common(child, fields, notifiers):
+                continue
+            if k in simple_ints:
+                lo, hi = simple_ints[k]
+                fields["vrid" if k == "virtual_router_id" else k] = v.integer(child, lo, hi)
+            elif k == "state":
+                fields["state_hint"] = v.choice(child, ("MASTER", "BACKUP"))
+            elif k == "interface":
+                fields["interface"] = v.ifname(child)
+            elif k == "advert_int":
+                fields["advert_int"] = v.number(child, 0.01, 255)
+            elif k == "version":
+                fields["version"] = v.integer(child, 2, 3)
+            elif k == "authentication":
+                fields["auth"] = self.authentication(child, where)
+            elif k in ("unicast_src_ip", "mcast_src_ip"):
+                fields["unicast_src_ip"] = v.address(child)
+            elif k == "unicast_peer":
+                fields["unicast_peers"] = fields.get("unicast_peers", ()) + self.unicast_peers(child)
+            elif k == "nopreempt":
+                fields["nopreempt"] = v.flag(child)
+            elif k == "preempt":
+                fields["nopreempt"] = not v.flag(child)
+            elif k == "preempt_delay":
+                fields["preempt_delay"] = v.number(child, 0, 1000)
+            elif k in ("virtual_ipaddress", "virtual_ipaddress_excluded"):
+                key = "vips" if k == "virtual_ipaddress" else "vips_excluded"
+                fields[key] = fields.get(key, ()) + self.virtual_addresses(child)
+            elif k == "dont_track_primary":
+                fields["dont_track_primary"] = v.flag(child)
+            elif k in ("skip_check_adv_addr",):
+                fields["skip_check_adv_addr"] = v.flag(child)
+            elif k == "cloud":
+                if "cloud" in fields:
+                    self.diags.error(child.loc, "only one cloud block per instance", "a single cloud PROVIDER { }")
+                fields["cloud"] = self.cloud(child)
+            elif k in UNSUPPORTED_INSTANCE:
+                self.diags.warning(child.loc, f"{k} ignored: {UNSUPPORTED_INSTANCE[k]}")
+            elif k in IGNORED_INSTANCE:
+                pass
+            else:
+                _unknown(self.diags, child, where)
+        if name is None:
+            return None
+        missing = [kw for kw, f in (("interface", "interface"), ("virtual_router_id", "vrid")) if f not in fields]
+        for kw in missing:
+            self.diags.error(node.loc, f"{where} has no {kw}", f"{kw} inside the block")
+        clean = {k: x for k, x in fields.items() if x is not None}
+        if missing or "interface" not in clean or "vrid" not in clean:
+            return None
+        notify = Notifiers(**{k: x for k, x in notifiers.items() if x is not None})
+        inst = VrrpInstance(name, node.loc, notify=notify, **clean)
+        return self._settle_instance(inst)
+
+    def _settle_instance(self, inst: VrrpInstance) -> VrrpInstance:
+        """keepalived's own adjustments, each with the warning it logs."""
+        warn = self.diags.warning
+        where = f"vrrp_instance {inst.name}"
+        mixed = [a for a in inst.vips if a.address.version != inst.family]
+        if mixed:
+            warn(mixed[0].loc, f"{where}: {len(mixed)} address(es) of the other family moved to "
+                               "virtual_ipaddress_excluded (one VRRP instance runs over one family)")
+            inst = replace(inst, vips=tuple(a for a in inst.vips if a not in mixed),
+                           vips_excluded=inst.vips_excluded + tuple(mixed))
+        if inst.family == 6 and inst.version == 2:
+            warn(inst.loc, f"{where}: VRRPv2 has no IPv6; using version 3")
+            inst = replace(inst, version=3)
+        if inst.version == 2 and inst.advert_int != int(inst.advert_int):
+            rounded = max(1, round(inst.advert_int))
+            warn(inst.loc, f"{where}: VRRPv2 carries whole seconds; advert_int {inst.advert_int:g} "
+                           f"rounded to {rounded}")
+            inst = replace(inst, advert_int=float(rounded))
+        if inst.version == 3 and inst.advert_interval_cs > 4095:
+            self.diags.error(inst.loc, f"{where}: advert_int {inst.advert_int:g} too long for VRRPv3",
+                             "at most 40.95 s")
+        if inst.version == 3 and inst.auth is not None:
+            warn(inst.loc, f"{where}: VRRPv3 has no authentication; authentication block ignored")
+            inst = replace(inst, auth=None)
+        if inst.priority == 255 and inst.nopreempt:
+            warn(inst.loc, f"{where}: nopreempt is incompatible with priority 255 - resetting nopreempt")
+            inst = replace(inst, nopreempt=False)
+        if inst.state_hint == "MASTER":
+            if inst.nopreempt:
+                warn(inst.loc, f"{where}: nopreempt will not work with initial state MASTER - clearing "
+                               "(use state BACKUP on every node)")
+                inst = replace(inst, nopreempt=False)
+            if inst.preempt_delay:
+                warn(inst.loc, f"{where}: preempt_delay will not work with initial state MASTER - clearing")
+                inst = replace(inst, preempt_delay=0.0)
+        if inst.nopreempt and inst.preempt_delay:
+            warn(inst.loc, f"{where}: preempt_delay is incompatible with nopreempt - resetting")
+            inst = replace(inst, preempt_delay=0.0)
+        return inst
+
+    def authentication(self, node: Node, where: str) -> Authentication | None:
+        auth_type: AuthType | None = None
+        password: str | None = None
+        for child in self.v.block(node):
+            if child.keyword == "auth_type":
+                kind = self.v.choice(child, ("PASS", "AH"))
+                if kind == "AH":
+                    self.diags.error(child.loc, "auth_type AH is not supported (deprecated by RFC 3768)",
+                                     "PASS")
+                elif kind == "PASS":
+                    auth_type = AuthType.PASS
+            elif child.keyword == "auth_pass":
+                password = self.v.text(child, "a password")
+                if password is not None and len(password.encode()) > 8:
+                    self.diags.warning(child.loc, f"auth_pass is {len(password.encode())} characters; "
+                                                  f"keepalived and cloudvip use only the first 8 "
+                                                  f"({password[:8]!r})")
+            else:
+                _unknown(self.diags, child, f"authentication of {where}")
+        if auth_type is None:
+            if password is not None:
+                self.diags.error(node.loc, "authentication has auth_pass but no auth_type", "auth_type PASS")
+            return None
+        if password is None:
+            self.diags.error(node.loc, "auth_type PASS needs auth_pass", "auth_pass PASSWORD")
+            return None
+        return Authentication(auth_type, password.encode()[:8])
+
+    def unicast_peers(self, node: Node) -> tuple[UnicastPeer, ...]:
+        peers: list[UnicastPeer] = []
+        for child in self.v.block(node):
+            addr = self.v.address(child, child.keyword)
+            opts: dict[str, int] = {}
+            words = child.words
+            if len(words) % 2:
+                self.diags.error(child.loc, f"unexpected {' '.join(words)!r} after peer {child.keyword}",
+                                 "[min_ttl N] [max_ttl N]")
+                continue
+            for i in range(0, len(words), 2):
+                if words[i] not in ("min_ttl", "max_ttl"):
+                    self.diags.error(child.loc, f"unknown peer option {words[i]!r}", "min_ttl or max_ttl")
+                    continue
+                if (val := self.v.integer(child, 0, 255, i + 1)) is not None:
+                    opts[words[i]] = val
+            if addr is not None:
+                peer = UnicastPeer(addr, child.loc, **opts)
+                if peer.min_ttl > peer.max_ttl:
+                    self.diags.error(child.loc, f"min_ttl {peer.min_ttl} above max_ttl {peer.max_ttl}",
+                                     "min_ttl <= max_ttl")
+                peers.append(peer)
+        return tuple(peers)
+
+    def virtual_addresses(self, node: Node) -> tuple[VirtualAddress, ...]:
+        out: list[VirtualAddress] = []
+        for child in self.v.block(node):
+            vip = self.virtual_address(child)
+            if vip is not None:
+                out.append(vip)
+        return tuple(out)
+
+    def virtual_address(self, node: Node) -> VirtualAddress | None:
+        """ADDR[/PREFIX] [brd ADDR] [dev IF] [scope SCOPE] [label LABEL] [no_track]"""
+        v = self.v
+        iface = v.interface_address(node, node.keyword)
+        opts: dict[str, Any] = {}
+        words = node.words
+        i = 0
+        ok = iface is not None
+        while i < len(words):
+            w = words[i]
+            if w == "no_track":
+                opts["no_track"] = True
+                i += 1
+                continue
+            if w not in ("brd", "broadcast", "dev", "scope", "label"):
+                v.diags.error(node.loc, f"unknown virtual_ipaddress option {w!r}",
+                              "brd, dev, scope, label or no_track")
+                return None
+            if i + 1 >= len(words):
+                v.diags.error(node.loc, f"{w} needs a value", f"{w} VALUE")
+                return None
+            val = words[i + 1]
+            if w in ("brd", "broadcast"):
+                opts["brd"] = v.ipv4(node, val) if val not in ("+", "-") else None
+            elif w == "dev":
+                opts["dev"] = v.ifname(node, val)
+                ok = ok and opts["dev"] is not None
+            elif w == "scope":
+                if val not in SCOPES and not (val.isdigit() and int(val) <= 255):
+                    v.diags.error(node.loc, f"scope {val!r} is not valid", "host, link, global, site, "
+                                                                          "nowhere or 0..255")
+                    ok = False
+                opts["scope"] = val
+            else:
+                if len(val) > 15:
+                    v.diags.error(node.loc, f"label {val!r} is longer than 15 characters",
+                                  "IFNAME:TAG of at most 15 characters")
+                    ok = False
+                opts["label"] = val
+            i += 2
+        if not ok or iface is None:
+            return None
+        if "brd" in opts and iface.version != 4:
+            v.diags.error(node.loc, "brd is for IPv4 addresses only", "no brd on an IPv6 address")
+            return None
+        return VirtualAddress(iface, node.loc, **{k: x for k, x in opts.items() if x is not None})
+
+    def cloud(self, node: Node) -> CloudBlock | None:
+        if not node.args:
+            self.diags.error(node.loc, "cloud needs a provider name", "cloud aws { ... } or cloud hetzner { ... }")
+            return None
+        if len(node.args) > 1:
+            self.diags.warning(node.loc, f"cloud: extra words ignored: {' '.join(node.words[1:])!r}")
+        return CloudBlock(node.args[0].text, node.loc, tuple(self._cloud_entries(self.v.block(node))))
+
+    def _cloud_entries(self, nodes: list[Node]) -> list[CloudEntry]:
+        return [CloudEntry(n.keyword, tuple(n.words), n.loc,
+                           None if n.children is None else tuple(self._cloud_entries(n.children)))
+                for n in nodes]
+
+    # ---------- vrrp_sync_group ----------
+    def sync_group(self, node: Node) -> SyncGroup | None:
+        v = self.v
+        name = v.text(node, "a group name")
+        fields: dict[str, Any] = {}
+        notifiers: dict[str, Any] = {}
+        members: list[str] = []
+        for child in v.block(node):
+            if self._common(child, fields, notifiers):
+                continue
+            if child.keyword == "group":
+                for m in v.block(child):
+                    if m.args:
+                        self.diags.error(m.loc, f"unexpected words after {m.keyword}", "one instance name per line")
+                    members.append(m.keyword)
+            elif child.keyword in ("smtp_alert", "global_tracking", "sync_group_tracking_weight",
+                                   "notify_priority_changes"):
+                pass
+            else:
+                _unknown(self.diags, child, f"vrrp_sync_group {name}")
+        if name is None:
+            return None
+        if not members:
+            self.diags.error(node.loc, f"vrrp_sync_group {name} has no members", "group { INSTANCE ... }")
+        notify = Notifiers(**{k: x for k, x in notifiers.items() if x is not None})
+        return SyncGroup(name, node.loc, tuple(members), notify, **fields)
+
+
+def build_global_defs(parser: Parser, nodes: list[Node]) -> GlobalDefs:
+    fields: dict[str, Any] = {}
+    for node in nodes:
+        if node.keyword == "global_defs":
+            parser.global_defs(parser.v.block(node), fields)
+    return GlobalDefs(**{k: x for k, x in fields.items() if x is not None})
+

@@ -1,0 +1,142 @@
+"""Reading typed values out of statements, with file:line errors."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from ipaddress import IPv4Address, ip_address, ip_interface
+
+from .diagnostics import Diagnostics
+from .model import IPAddress, IPInterface, ScriptCommand
+from .syntax import Node
+
+_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
+
+
+class Values:
+    """Typed accessors for one statement's arguments; each returns None on error
+    after recording it, so parsing goes on and reports every problem at once."""
+
+    def __init__(self, diags: Diagnostics) -> None:
+        self.diags = diags
+
+    def _arg(self, node: Node, what: str, index: int = 0) -> str | None:
+        if len(node.args) <= index:
+            self.diags.error(node.loc, f"{node.keyword} needs a value", what)
+            return None
+        return node.args[index].text
+
+    def flag(self, node: Node) -> bool:
+        if node.args:
+            self.diags.warning(node.loc, f"{node.keyword} takes no value; "
+                                         f"ignoring {' '.join(node.words)!r}")
+        return True
+
+    def text(self, node: Node, what: str = "a value") -> str | None:
+        value = self._arg(node, what)
+        if value is not None and len(node.args) > 1:
+            self.diags.warning(node.loc, f"{node.keyword}: extra words ignored: "
+                                         f"{' '.join(node.words[1:])!r}")
+        return value
+
+    def integer(self, node: Node, lo: int, hi: int, index: int = 0) -> int | None:
+        raw = self._arg(node, f"an integer {lo}..{hi}", index)
+        if raw is None:
+            return None
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            self.diags.error(node.loc, f"{node.keyword} {raw!r} is not a whole number",
+                             f"an integer {lo}..{hi}")
+            return None
+        if not lo <= value <= hi:
+            self.diags.error(node.loc, f"{node.keyword} {value} is out of range", f"{lo}..{hi}")
+            return None
+        return value
+
+    def number(self, node: Node, lo: float, hi: float, unit: str = "s") -> float | None:
+        raw = self._arg(node, f"a number {lo:g}..{hi:g} {unit}")
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            self.diags.error(node.loc, f"{node.keyword} {raw!r} is not a number",
+                             f"a number {lo:g}..{hi:g} {unit}")
+            return None
+        if not lo <= value <= hi or value != value:
+            self.diags.error(node.loc, f"{node.keyword} {raw} is out of range", f"{lo:g}..{hi:g} {unit}")
+            return None
+        return value
+
+    def choice(self, node: Node, options: tuple[str, ...]) -> str | None:
+        raw = self._arg(node, " or ".join(options))
+        if raw is None:
+            return None
+        if raw.upper() not in options:
+            self.diags.error(node.loc, f"{node.keyword} {raw!r} is not valid", " or ".join(options))
+            return None
+        return raw.upper()
+
+    def address(self, node: Node, raw: str | None = None, what: str = "an IPv4 or IPv6 address") -> IPAddress | None:
+        raw = raw if raw is not None else self._arg(node, what)
+        if raw is None:
+            return None
+        try:
+            return ip_address(raw)
+        except ValueError:
+            self.diags.error(node.loc, f"{raw!r} is not an IP address", what)
+            return None
+
+    def ipv4(self, node: Node, raw: str) -> IPv4Address | None:
+        addr = self.address(node, raw, "an IPv4 address")
+        if addr is not None and not isinstance(addr, IPv4Address):
+            self.diags.error(node.loc, f"{raw} is not IPv4", "an IPv4 address")
+            return None
+        return addr
+
+    def interface_address(self, node: Node, raw: str) -> IPInterface | None:
+        """ADDR[/PREFIX]; no prefix means a host route (/32 or /128), as keepalived does."""
+        try:
+            return ip_interface(raw)
+        except ValueError:
+            self.diags.error(node.loc, f"{raw!r} is not an address with optional /prefix",
+                             "ADDRESS[/PREFIX], e.g. 192.168.1.100/24")
+            return None
+
+    def ifname(self, node: Node, raw: str | None = None) -> str | None:
+        raw = raw if raw is not None else self._arg(node, "an interface name")
+        if raw is None:
+            return None
+        if not _IFNAME.match(raw):
+            self.diags.error(node.loc, f"{raw!r} is not a valid interface name",
+                             "1..15 characters, no '/', ':' or spaces")
+            return None
+        return raw
+
+    def command(self, node: Node) -> ScriptCommand | None:
+        """keepalived joins the words and splits the command line itself (no shell)."""
+        if not node.args:
+            self.diags.error(node.loc, f"{node.keyword} needs a command", "a path and its arguments")
+            return None
+        raw = " ".join(t.text for t in node.args)
+        try:
+            argv = tuple(shlex.split(raw))
+        except ValueError as exc:
+            self.diags.error(node.loc, f"{node.keyword}: cannot split {raw!r}: {exc}",
+                             "balanced quotes in the command line")
+            return None
+        if not argv:
+            self.diags.error(node.loc, f"{node.keyword} is empty", "a path and its arguments")
+            return None
+        return ScriptCommand(raw, argv)
+
+    def block(self, node: Node) -> list[Node]:
+        if node.children is None:
+            self.diags.error(node.loc, f"{node.keyword} needs a block", f"{node.keyword} {{ ... }}")
+            return []
+        return node.children
+
+    def no_block(self, node: Node) -> None:
+        if node.children is not None:
+            self.diags.error(node.loc, f"{node.keyword} takes no block", f"{node.keyword} VALUE on one line")
