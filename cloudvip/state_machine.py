@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address
 
 from .packet import Advertisement, AuthType, DropReason, IPAddress
 from .tracking import PRIORITY_OWNER, TrackState, effective_priority
@@ -279,7 +279,7 @@ class Router:
         return []
 
     def _track(self, now: float, name: str, state: TrackState) -> list[Action]:
-        before_prio, before_fault = self.priority, bool(self.faulted)
+        before_prio = self.priority
         self.tracks[name] = state
         after_prio, faulted = self.priority, self.faulted
         if self.state in (State.INIT, State.STOP):
@@ -292,7 +292,7 @@ class Router:
             self.master_adver_int_cs = self.params.advert_interval_cs
             self._last_advert_at = now
             return self._to_backup(now, f"fault cleared ({name} recovered)")
-        if self.state is State.MASTER and after_prio != before_prio and not before_fault:
+        if self.state is State.MASTER and after_prio != before_prio:
             # advertise the new priority at once so a better backup can preempt
             return [self._send(), self._arm(now + self.advert_interval)]
         return []

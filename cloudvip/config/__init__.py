@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import TypeVar
 
 from .checks import check
 from .diagnostics import ConfigError, Diagnostic, Diagnostics, Location, Severity
@@ -18,6 +19,7 @@ from .model import (Authentication, CloudBlock, CloudEntry, Config, GlobalDefs, 
 from .parser import IGNORED_TOP, Parser, build_global_defs
 from .syntax import Node, parse_file, parse_text
 
+_T = TypeVar("_T")
 DEFAULT_PATH = Path("/etc/keepalived/keepalived.conf")
 
 __all__ = [
@@ -82,7 +84,7 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
                   tuple(diags.items))
 
 
-def _unique(table: dict[str, object], name: str, value: object, node: Node, diags: Diagnostics,
+def _unique(table: dict[str, _T], name: str, value: _T, node: Node, diags: Diagnostics,
             kind: str) -> None:
     if name in table:
         diags.error(node.loc, f"{kind} {name} is defined twice", "unique names")

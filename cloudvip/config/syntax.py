@@ -111,9 +111,10 @@ class _Reader:
             loc = Location(str(path), lineno)
             line = raw.strip()
             if line.startswith("@"):
-                line = self._conditional(line)
-                if line is None:
+                kept = self._conditional(line)
+                if kept is None:
                     continue
+                line = kept
             m = _DEFINE.match(line)
             if m:
                 self.defines[m.group(1)] = self.substitute(m.group(2).strip(), loc)
@@ -188,9 +189,9 @@ def _statements(tokens: list[Token | None], diags: Diagnostics) -> list[Node]:
         else:
             current.append(tok)
     flush()
-    for _, opener in stack[1:]:
-        assert opener is not None
-        diags.error(opener.loc, f"block '{opener.keyword}' is never closed", "a matching '}'")
+    for _, unclosed in stack[1:]:
+        assert unclosed is not None
+        diags.error(unclosed.loc, f"block '{unclosed.keyword}' is never closed", "a matching '}'")
     return root
 
 

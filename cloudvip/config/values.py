@@ -43,14 +43,14 @@ class Values:
         raw = self._arg(node, f"an integer {lo}..{hi}", index)
         if raw is None:
             return None
+        label = " ".join([node.keyword] + node.words[:index][-1:])  # e.g. "eth1 weight"
         try:
             value = int(raw, 10)
         except ValueError:
-            self.diags.error(node.loc, f"{node.keyword} {raw!r} is not a whole number",
-                             f"an integer {lo}..{hi}")
+            self.diags.error(node.loc, f"{label} {raw!r} is not a whole number", f"an integer {lo}..{hi}")
             return None
         if not lo <= value <= hi:
-            self.diags.error(node.loc, f"{node.keyword} {value} is out of range", f"{lo}..{hi}")
+            self.diags.error(node.loc, f"{label} {value} is out of range", f"{lo}..{hi}")
             return None
         return value
 

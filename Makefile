@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make lab    # the self-contained failover lab (needs root: network namespaces)
+#   make test   # install everything and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Debian packages the tests and the lab use: the real keepalived to interoperate with,
+# haproxy for the health checks, iproute2 for namespaces/veth/netem.
+DEB_PKGS := keepalived haproxy iproute2 tcpdump procps psmisc
+DEB_CMDS := keepalived haproxy ip tc tcpdump pkill killall
+
+.PHONY: test lab venv sysdeps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,aws,hetzner]'
+	touch $@
+
+venv: $(STAMP)
+
+sysdeps:
+	@missing=""; for c in $(DEB_CMDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+	  else echo "not root: cannot install$$missing; namespace tests will be skipped"; fi; \
+	fi
+
+test: $(STAMP) sysdeps
+	$(VENV)/bin/ruff check -q cloudvip providers tests bench
+	$(VENV)/bin/mypy
+	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+lab: $(STAMP) sysdeps
+	$(VENV)/bin/cloudvip lab
+
+bench: $(STAMP) sysdeps
+	$(PY) bench/fuzz_decoder.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
