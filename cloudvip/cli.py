@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -73,15 +74,51 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import logs
+    from .agent import Agent
+
+    logs.setup(args.log_level, args.log_json)
+    pid_file = Path(args.pid_file) if args.pid_file else None
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        return asyncio.run(Agent(Path(args.file), args.config_id).run())
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+
+
+def lab(args: argparse.Namespace) -> int:
+    from .lab.demo import main as lab_main
+
+    return lab_main(args)
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--file", default=str(DEFAULT_PATH), help=f"config file (default {DEFAULT_PATH})")
+    p.add_argument("-i", "--config-id", default=None,
+                   help="config id for @id conditional lines (default: short host name)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cloudvip", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cloudvip {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-config", help="validate a keepalived.conf and summarise its instances")
-    check.add_argument("-f", "--file", default=str(DEFAULT_PATH), help=f"config file (default {DEFAULT_PATH})")
-    check.add_argument("-i", "--config-id", default=None,
-                       help="config id for @id conditional lines (default: short host name)")
+    _config_args(check)
     check.set_defaults(func=check_config)
+    agent = sub.add_parser("run", help="run the VRRP agent for every instance of the config")
+    _config_args(agent)
+    agent.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    agent.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    agent.add_argument("--pid-file", default=None, help="write the pid here (default: none)")
+    agent.set_defaults(func=run)
+    demo = sub.add_parser("lab", help="show a real failover in throw-away network namespaces (root)")
+    demo.add_argument("--nodes", type=int, default=3, choices=[2, 3])
+    demo.set_defaults(func=lab)
     return parser
 
 

@@ -166,7 +166,7 @@ class Router:
         self._last_advert_at: float | None = None
         self._started_at: float | None = None
         self._preempt_until: float | None = None
-        self._advertised_priority: int | None = None
+        self._resigned: str | None = None  # why the down timer was shortened to Skew_Time
 
     # -- derived values --
     @property
@@ -216,12 +216,11 @@ class Router:
         return ArmTimer(deadline)
 
     def _send(self, priority: int | None = None) -> SendAdvert:
-        advert = self.advert(priority)
-        self._advertised_priority = advert.priority
-        return SendAdvert(advert)
+        return SendAdvert(self.advert(priority))
 
     def _to_master(self, now: float, reason: str) -> list[Action]:
         old, self.state = self.state, State.MASTER
+        self._resigned = None
         self.master_address, self.master_priority = self.params.primary_address, self.priority
         self._preempt_until = None
         return [self._send(), TakeVips(), Notify(old, State.MASTER, self.priority, reason),
@@ -229,6 +228,7 @@ class Router:
 
     def _to_backup(self, now: float, reason: str, down_in: float | None = None) -> list[Action]:
         old, self.state = self.state, State.BACKUP
+        self._resigned = None
         actions: list[Action] = [ReleaseVips()] if old is State.MASTER else []
         actions.append(Notify(old, State.BACKUP, self.priority, reason))
         actions.append(self._arm(now + (self.master_down_interval if down_in is None else down_in)))
@@ -273,6 +273,8 @@ class Router:
         if self.state is State.MASTER:
             return [self._send(), self._arm(now + self.advert_interval)]
         if self.state is State.BACKUP:
+            if self._resigned is not None:
+                return self._to_master(now, self._resigned)
             silent = now - (self._last_advert_at if self._last_advert_at is not None else now)
             return self._to_master(now, f"master down: no advert for {silent:.2f} s")
         self.deadline = None
@@ -353,6 +355,7 @@ class Router:
         if advert.priority == 0:
             # the master resigned: take over after Skew_Time
             self.master_address, self.master_priority = src, 0
+            self._resigned = f"master {src} resigned (priority 0)"
             return [self._arm(now + self.skew_time)]
         mine = self.priority
         if advert.priority >= mine or not self._may_preempt(now):
@@ -362,6 +365,7 @@ class Router:
             if self.params.version == 3:
                 self.master_adver_int_cs = advert.interval_cs
             self._last_advert_at = now
+            self._resigned = None
             return [self._arm(now + self.master_down_interval)]
         return []  # lower priority and we preempt: let Master_Down_Timer run out
 

@@ -123,6 +123,16 @@ def test_backup_takes_over_skew_time_after_priority_zero() -> None:
     assert r.handle(AdvertReceived(1.5, advert(r, 0), HIGHER_IP)) == [ArmTimer(1.5 + 166 / 256)]
     actions = r.handle(TimerFired(1.5 + 166 / 256))
     assert r.state is State.MASTER and TakeVips() in actions
+    assert Notify(State.BACKUP, State.MASTER, 90, "master 10.0.0.3 resigned (priority 0)") in actions
+
+
+def test_a_new_master_after_a_resignation_restores_the_full_down_interval() -> None:
+    r = started(params(priority=90))
+    r.handle(AdvertReceived(1.0, advert(r, 0), HIGHER_IP))
+    r.handle(AdvertReceived(1.2, advert(r, 100), LOWER_IP))
+    assert r.deadline == pytest.approx(1.2 + 3.6484375)
+    actions = r.handle(TimerFired(r.deadline))
+    assert actions[2].reason.startswith("master down: no advert for 3.65 s")
 
 
 def test_backup_with_preempt_ignores_lower_priority_master_and_takes_over() -> None:

@@ -1,0 +1,225 @@
+"""`cloudvip run`: all instances of a config in one asyncio process.
+
+SIGTERM/SIGINT: priority-0 adverts, VIPs released, exit 0. SIGHUP: reload;
+instances whose settings did not change keep running (a master stays master).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError, Location, VrrpInstance, load
+from .config.diagnostics import Severity
+from .hostnet import HostNetwork, Link
+from .instance import InstanceRuntime, router_params
+from .provider import ProviderContext, check_providers, load_provider, provider_name
+from .tracking import weighted
+from .transport import Channel
+from .vip_mover import VipMover
+
+log = logging.getLogger("cloudvip")
+SHUTDOWN_GRACE = 5.0  # seconds to let movers release VIPs on exit
+
+
+class StartupError(Exception):
+    pass
+
+
+def settings_key(value: Any) -> Any:
+    """A comparable form of a config object without its file:line locations."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__,) + tuple(
+            (f.name, settings_key(getattr(value, f.name))) for f in dataclasses.fields(value)
+            if not isinstance(getattr(value, f.name), Location))
+    if isinstance(value, (tuple, list)):
+        return tuple(settings_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, settings_key(v)) for k, v in value.items()))
+    return value
+
+
+def load_config(path: Path, config_id: str | None) -> Config:
+    """Load and fully validate (providers included); raises ConfigError."""
+    cfg = load(path, config_id=config_id)
+    provider_diags = check_providers(cfg.instances)
+    if any(d.severity is Severity.ERROR for d in provider_diags):
+        raise ConfigError(list(cfg.diagnostics) + provider_diags)
+    for diag in list(cfg.diagnostics) + provider_diags:
+        log.warning("config: %s", diag)
+    return cfg
+
+
+class Agent:
+    def __init__(self, path: Path, config_id: str | None = None) -> None:
+        self.path, self.config_id = path, config_id
+        self.host = HostNetwork()
+        self.instances: dict[str, InstanceRuntime] = {}
+        self._keys: dict[str, Any] = {}
+        self.channels: dict[tuple[str, str, bool, bool, int], Channel] = {}
+        self._stop = asyncio.Event()
+        self._reloading: asyncio.Task[None] | None = None
+        self.config: Config | None = None
+
+    # ---------- lifecycle ----------
+    async def run(self) -> int:
+        try:
+            self.config = load_config(self.path, self.config_id)
+        except ConfigError as exc:
+            for diag in exc.diagnostics:
+                log.error("config: %s", diag)
+            return 1
+        loop = asyncio.get_running_loop()
+        await self.host.open()
+        try:
+            for inst in self.config.instances:
+                await self._add_instance(inst)
+            await self.host.watch_links(self._on_link)
+        except StartupError as exc:
+            log.error("%s", exc)
+            await self._shutdown()
+            return 1
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        log.info("cloudvip running %d instance(s) from %s (pid %d)", len(self.instances), self.path, os.getpid())
+        await self._stop.wait()
+        log.info("stopping: handing over with priority 0")
+        await self._shutdown()
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        for rt in list(self.instances.values()):
+            rt.shutdown()
+        await self._settle_and_close(list(self.instances.values()))
+        self.instances.clear()
+        for ch in self.channels.values():
+            ch.close()
+        self.channels.clear()
+        await self.host.close()
+
+    async def _settle_and_close(self, runtimes: list[InstanceRuntime]) -> None:
+        results = await asyncio.gather(*(rt.mover.settle(SHUTDOWN_GRACE) for rt in runtimes))
+        for rt, ok in zip(runtimes, results, strict=True):
+            if not ok:
+                log.error("%s: VIP release did not finish within %.0f s", rt.name, SHUTDOWN_GRACE)
+            await rt.mover.stop()
+            await rt.mover.provider.close()
+
+    # ---------- building instances ----------
+    async def _add_instance(self, inst: VrrpInstance) -> InstanceRuntime:
+        try:
+            link = await self.host.link(inst.interface)
+        except LookupError as exc:
+            raise StartupError(f"{inst.name}: interface {inst.interface}: {exc}") from None
+        vips = {v.address for v in inst.vips + inst.vips_excluded}
+        local = inst.unicast_src_ip or await self.host.primary_address(link.index, inst.family, vips)
+        if local is None:
+            raise StartupError(f"{inst.name}: {inst.interface} has no IPv{inst.family} address to send "
+                               "VRRP from; add one or set unicast_src_ip")
+        channel = self._channel(inst, link, local)
+        ilog = logging.getLogger(f"cloudvip.{inst.name}")
+        provider = load_provider(provider_name(inst))(ProviderContext(inst, self._gdefs(), self.host, ilog))
+        try:
+            await provider.start()
+        except Exception as exc:
+            raise StartupError(f"{inst.name}: provider {provider.name} failed to start: {exc}") from exc
+        mover = VipMover(inst.name, provider, ilog)
+        mover.start()
+        rt = InstanceRuntime(inst, router_params(inst, local), channel, mover, ilog)
+        self.instances[inst.name] = rt
+        self._keys[inst.name] = settings_key(inst)
+        # the link as it is now, then every change from link events
+        for ref_name, state in self._link_states(inst, {link.name: link.up}).items():
+            rt.track(ref_name, state)
+        for other in inst.track_interfaces:
+            if other.name != link.name:
+                try:
+                    await self._link_now(rt, other.name)
+                except LookupError:  # a missing interface is a down one
+                    rt.track(f"interface:{other.name}", weighted(other.weight or 0, False, other.reverse))
+        rt.start()
+        return rt
+
+    async def _link_now(self, rt: InstanceRuntime, name: str) -> None:
+        link = await self.host.link(name)
+        for ref_name, state in self._link_states(rt.config, {name: link.up}).items():
+            rt.track(ref_name, state)
+
+    def _gdefs(self) -> Any:
+        assert self.config is not None
+        return self.config.global_defs
+
+    def _channel(self, inst: VrrpInstance, link: Link, local: Any) -> Channel:
+        multicast = not inst.unicast_peers
+        key = (link.name, str(local), inst.unicast_src_ip is not None, multicast, inst.unicast_ttl)
+        if key not in self.channels:
+            try:
+                ch = Channel(link.name, link.index, local, bind=inst.unicast_src_ip is not None,
+                             multicast=multicast, ttl=inst.unicast_ttl)
+            except OSError as exc:
+                raise StartupError(f"{inst.name}: cannot open VRRP socket on {link.name} "
+                                   f"from {local}: {exc}") from None
+            ch.start(asyncio.get_running_loop())
+            self.channels[key] = ch
+        return self.channels[key]
+
+    # ---------- link tracking ----------
+    @staticmethod
+    def _link_states(inst: VrrpInstance, up: dict[str, bool]) -> dict[str, Any]:
+        """Track states for the links we know about: the instance's own interface (FAULT when
+        down, unless dont_track_primary) and its track_interface entries."""
+        states: dict[str, Any] = {}
+        if inst.interface in up and not inst.dont_track_primary:
+            states[f"interface:{inst.interface}"] = weighted(0, up[inst.interface])
+        for ref in inst.track_interfaces:
+            if ref.name in up:
+                states[f"interface:{ref.name}"] = weighted(ref.weight or 0, up[ref.name], ref.reverse)
+        return states
+
+    def _on_link(self, link: Link) -> None:
+        for rt in self.instances.values():
+            for name, state in self._link_states(rt.config, {link.name: link.up}).items():
+                rt.track(name, state)
+
+    # ---------- reload ----------
+    def _request_reload(self) -> None:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.create_task(self.reload())
+
+    async def reload(self) -> None:
+        log.info("reloading %s", self.path)
+        try:
+            cfg = load_config(self.path, self.config_id)
+        except ConfigError as exc:
+            for diag in exc.diagnostics:
+                log.error("config: %s", diag)
+            log.error("reload aborted: keeping the running configuration")
+            return
+        self.config = cfg
+        wanted = {inst.name: inst for inst in cfg.instances}
+        gone = [rt for name, rt in self.instances.items()
+                if name not in wanted or settings_key(wanted[name]) != self._keys[name]]
+        for rt in gone:
+            rt.shutdown()
+        await self._settle_and_close(gone)
+        for rt in gone:
+            del self.instances[rt.name]
+            del self._keys[rt.name]
+        kept = len(self.instances)
+        for name, inst in wanted.items():
+            if name not in self.instances:
+                try:
+                    await self._add_instance(inst)
+                except StartupError as exc:
+                    log.error("reload: %s", exc)
+        log.info("reload done: %d kept, %d restarted or removed, %d started", kept, len(gone),
+                 len(self.instances) - kept)

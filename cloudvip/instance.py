@@ -1,0 +1,130 @@
+"""One running VRRP instance: the state machine wired to a socket, a timer and a mover.
+
+Thin on purpose: every decision is the state machine's; this only carries out
+its actions and feeds it events with the loop's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Callable
+
+from .config.model import VrrpInstance
+from .packet import AuthType, IPAddress
+from .state_machine import (Action, AdvertReceived, ArmTimer, Dropped, Event, Notify, PeerPolicy, RefreshVips,
+                            ReleaseVips, Router, RouterParams, SendAdvert, Shutdown, Start, TakeVips, TimerFired,
+                            TrackChanged)
+from .tracking import TrackState
+from .transport import Channel, Received
+from .vip_mover import VipMover
+
+
+def router_params(inst: VrrpInstance, local: IPAddress) -> RouterParams:
+    """The state machine's view of a configured instance."""
+    return RouterParams(
+        name=inst.name, vrid=inst.vrid, priority=inst.priority, primary_address=local,
+        vips=tuple(v.address for v in inst.vips), version=inst.version,
+        advert_interval_cs=inst.advert_interval_cs,
+        auth_type=inst.auth.auth_type if inst.auth else AuthType.NONE,
+        auth_data=inst.auth.password if inst.auth else b"",
+        preempt=not inst.nopreempt, preempt_delay=inst.preempt_delay,
+        peers={p.address: PeerPolicy(p.min_ttl, p.max_ttl) for p in inst.unicast_peers},
+        check_addresses=not inst.skip_check_adv_addr)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    at: float  # wall clock
+    note: Notify
+
+
+NotifyHook = Callable[["InstanceRuntime", Notify], None]
+
+
+class InstanceRuntime:
+    def __init__(self, config: VrrpInstance, params: RouterParams, channel: Channel, mover: VipMover,
+                 log: logging.Logger, on_notify: NotifyHook | None = None) -> None:
+        self.config, self.channel, self.mover, self.log = config, channel, mover, log
+        self.router = Router(params)
+        self.counters: Counter[str] = Counter()
+        self.transitions: deque[Transition] = deque(maxlen=32)
+        self._destinations: list[IPAddress] = [p.address for p in config.unicast_peers] or [channel.group]
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._on_notify = on_notify
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def handle(self, event: Event) -> None:
+        self.apply(self.router.handle(event))
+
+    def start(self) -> None:
+        self.channel.handlers[self.config.vrid] = self.on_received
+        self.handle(Start(self.now()))
+
+    def shutdown(self) -> None:
+        self.handle(Shutdown(self.now()))
+        if self.channel.handlers.get(self.config.vrid) == self.on_received:
+            del self.channel.handlers[self.config.vrid]
+
+    def track(self, name: str, state: TrackState) -> None:
+        if self.router.tracks.get(name) != state:
+            self.handle(TrackChanged(self.now(), name, state))
+
+    def on_received(self, rx: Received) -> None:
+        self.counters["adverts_received"] += 1
+        self.handle(AdvertReceived(self.now(), rx.advert, rx.src, rx.ttl))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        # asyncio may run a timer a hair before its deadline; the deadline is what we armed
+        deadline = self.router.deadline
+        self.handle(TimerFired(max(self.now(), deadline if deadline is not None else 0.0)))
+
+    def apply(self, actions: list[Action]) -> None:
+        for act in actions:
+            if isinstance(act, SendAdvert):
+                for dst in self._destinations:
+                    if self.channel.send(act.advert, dst):
+                        self.counters["adverts_sent"] += 1
+                    else:
+                        self.counters["send_errors"] += 1
+            elif isinstance(act, ArmTimer):
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                if act.deadline is not None:
+                    self._timer = self._loop.call_at(act.deadline, self._on_timer)
+            elif isinstance(act, TakeVips):
+                self.mover.want(True)
+            elif isinstance(act, ReleaseVips):
+                self.mover.want(False)
+            elif isinstance(act, RefreshVips):
+                self.mover.announce()
+            elif isinstance(act, Notify):
+                self._notify(act)
+            elif isinstance(act, Dropped):
+                self._dropped(act)
+
+    def _notify(self, note: Notify) -> None:
+        self.counters["transitions"] += 1
+        self.transitions.append(Transition(time.time(), note))
+        self.log.info("%s: %s -> %s (%s)", self.name, note.old.value, note.new.value, note.reason)
+        if self._on_notify is not None:
+            self._on_notify(self, note)
+
+    def _dropped(self, drop: Dropped) -> None:
+        key = f"drop_{drop.reason.value}"
+        self.counters[key] += 1
+        n = self.counters[key]
+        if n in (1, 10, 100, 1000) or n % 10000 == 0:  # log the first few, then sparsely
+            self.log.info("%s: ignoring advert: %s (%d so far)", self.name, drop.detail, n)

@@ -1,0 +1,1 @@
+"""Throw-away network labs: namespaces, veth and a bridge, for `cloudvip lab`, the tests and bench/."""

@@ -1,0 +1,179 @@
+"""`cloudvip lab`: a real failover between cloudvip agents, on this machine, in namespaces.
+
+Builds a bridge with 2-3 nodes and a client, runs one agent per node from the
+bundled keepalived.conf (`examples/lab.conf`, per-node lines picked with -i),
+then: election, SIGKILL of the master, preemption by the returning node, and a
+graceful SIGTERM handover. Everything is removed at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from ..config import load
+from ..state_machine import master_down_interval, skew_time
+from .topology import Node, Topology
+
+VIP = "198.51.100.100"
+
+
+class Lab:
+    def __init__(self, nodes: int, workdir: Path, conf: Path) -> None:
+        self.topo = Topology("cvlab", nodes)
+        self.workdir, self.conf = workdir, conf
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.log_pos: dict[int, int] = {}
+        self.t0 = time.monotonic()
+        self.client: Node | None = None
+        self.priorities = {i: load(conf, config_id=f"node{i + 1}").instances[0].priority for i in range(nodes)}
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.2f}s] {text}", flush=True)
+
+    def log_path(self, i: int) -> Path:
+        return self.workdir / f"node{i + 1}.log"
+
+    def start(self, i: int) -> None:
+        node = self.topo.nodes[i]
+        args = self.topo.exec_args(node, sys.executable, "-m", "cloudvip", "run", "-f", str(self.conf),
+                                   "-i", f"node{i + 1}")
+        with open(self.log_path(i), "ab") as log:
+            self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
+
+    def stop(self, i: int, sig: signal.Signals) -> None:
+        proc = self.procs.pop(i)
+        proc.send_signal(sig)
+        proc.wait(10)
+
+    def agent_lines(self) -> None:
+        """Echo the agents' state-change log lines since the last call."""
+        for i in sorted(self.priorities):
+            path = self.log_path(i)
+            if not path.exists():
+                continue
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                fh.seek(self.log_pos.get(i, 0))
+                for line in fh:
+                    if " -> " in line or "ERROR" in line or "Traceback" in line:
+                        print(f"           node{i + 1}| {line.rstrip()}")
+                self.log_pos[i] = fh.tell()
+
+    def holder(self) -> int | None:
+        """The live node holding the VIP (a SIGKILLed agent leaves its address behind, as keepalived does)."""
+        live = [i for i in self.procs if self.topo.has_address(self.topo.nodes[i], VIP)]
+        return live[0] if len(live) == 1 else None
+
+    def wait_holder(self, want: int | None, timeout: float) -> float | None:
+        return self.topo.wait_for(lambda: self.holder() == want if want is not None else self.holder() is not None,
+                                  timeout)
+
+    def client_view(self) -> str:
+        assert self.client is not None
+        time.sleep(0.2)  # the new holder announces right after adding the address
+        ok = subprocess.run(self.topo.exec_args(self.client, "ping", "-c", "3", "-i", "0.2", "-w", "2", VIP),
+                            capture_output=True).returncode == 0
+        mac = self.topo.neighbour_mac(self.client, VIP)
+        owner = next((f"node{n.index + 1}" for n in self.topo.nodes if self.topo.mac(n) == mac), mac)
+        return f"client 198.51.100.50: ping {VIP} {'ok' if ok else 'FAILED'}, its ARP entry points at {owner}"
+
+    def run(self) -> int:
+        n = len(self.priorities)
+        self.topo.create()
+        self.client = self.topo.add_host("c", 50)
+        desc = ", ".join(f"node{i + 1} {self.topo.nodes[i].ip} priority {p}" for i, p in self.priorities.items())
+        print(f"cloudvip lab: {n} agents on a bridge in namespaces {self.topo.tag}*, VIP {VIP}\n  {desc}\n"
+              f"  config: {self.conf} (VRRPv2, advert_int 1, PASS auth, unicast peers)\n")
+        for i in range(n):
+            self.start(i)
+        self.say(f"started {n} agents; every node starts in BACKUP and waits its Master_Down_Interval")
+        if self.wait_holder(None, 10) is None:
+            self.say("no node took the VIP within 10 s: election FAILED")
+            self.agent_lines()
+            return 1
+        first = self.holder()
+        self.agent_lines()
+        assert first is not None
+        self.say(f"election: node{first + 1} holds {VIP}; {self.client_view()}")
+
+        second = max((i for i in range(n) if i != first), key=lambda i: self.priorities[i])
+        mdi = master_down_interval(2, self.priorities[second], 100)
+        time.sleep(1.5)
+        self.say(f"node{first + 1} (the master) dies: SIGKILL of its agent and its link down")
+        killed = time.monotonic()
+        self.stop(first, signal.SIGKILL)
+        self.topo.set_link(self.topo.nodes[first], False)
+        moved = self.wait_holder(second, mdi + 3)
+        self.agent_lines()
+        if moved is None:
+            self.say("the VIP did not move: failover FAILED")
+            return 1
+        self.say(f"failover: node{second + 1} holds the VIP {moved - killed:.3f} s after the kill "
+                 f"(RFC Master_Down_Interval at priority {self.priorities[second]}: {mdi:.3f} s after the "
+                 f"master's last advert)")
+        self.say(self.client_view())
+
+        self.say(f"restarting node{first + 1}: it comes back as BACKUP and preempts after its own down timer")
+        # a rebooted machine comes back without the address the killed agent left behind
+        subprocess.run(self.topo.exec_args(self.topo.nodes[first], "ip", "addr", "del", f"{VIP}/24", "dev", "eth0"),
+                       capture_output=True)
+        self.topo.set_link(self.topo.nodes[first], True)
+        self.start(first)
+        back = self.wait_holder(first, master_down_interval(2, self.priorities[first], 100) + 3)
+        self.agent_lines()
+        if back is None:
+            self.say("the old master did not take the VIP back: preemption FAILED")
+            return 1
+        self.say(f"preemption: node{first + 1} holds the VIP again; {self.client_view()}")
+
+        time.sleep(1.5)
+        self.say(f"SIGTERM node{first + 1}: it sends priority 0, so node{second + 1} waits only Skew_Time")
+        termed = time.monotonic()
+        self.stop(first, signal.SIGTERM)
+        moved = self.wait_holder(second, 5)
+        self.agent_lines()
+        if moved is None:
+            self.say("graceful handover FAILED")
+            return 1
+        skew = skew_time(2, self.priorities[second], 100)
+        self.say(f"handover: node{second + 1} holds the VIP {moved - termed:.3f} s after SIGTERM "
+                 f"(Skew_Time {skew:.3f} s); {self.client_view()}")
+        print("\nlab OK: election, failover, preemption and graceful handover all seen")
+        return 0
+
+    def cleanup(self) -> None:
+        for proc in self.procs.values():
+            proc.kill()
+            proc.wait()
+        self.procs.clear()
+        self.topo.destroy()
+        print(f"cleaned up: namespaces {self.topo.tag}* removed")
+
+
+def main(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        print("cloudvip lab needs root: it creates network namespaces, veth pairs and a bridge "
+              "(run it as root, e.g. `sudo make lab`)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp, \
+            as_file(files("cloudvip").joinpath("examples/lab.conf")) as conf:
+        lab = Lab(args.nodes, Path(tmp), Path(conf))
+
+        def interrupted(signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupted)
+        try:
+            return lab.run()
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return 130
+        finally:
+            lab.cleanup()

@@ -1,0 +1,150 @@
+"""A bridge namespace with N node namespaces attached by veth pairs.
+
+Everything lives in namespaces this module creates (named `<prefix><pid>-...`)
+and removes; the host's own interfaces are never touched. Stale namespaces
+of a run that died (its pid is gone) are swept by `sweep_stale`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, ip_address
+from typing import Callable
+
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and done.returncode:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip() or f'exit {done.returncode}'}")
+    return done
+
+
+def sweep_stale(prefix: str) -> list[str]:
+    """Remove namespaces named <prefix><pid>-* whose pid no longer runs."""
+    removed = []
+    for line in ip("netns", "list", check=False).stdout.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        m = re.match(rf"^{re.escape(prefix)}(\d+)-", name)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            _kill_all(name)
+            ip("netns", "del", name, check=False)
+            removed.append(name)
+    return removed
+
+
+def _kill_all(ns: str) -> None:
+    for pid in ip("netns", "pids", ns, check=False).stdout.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+@dataclass
+class Node:
+    name: str  # namespace
+    address: IPv4Interface
+    index: int
+    mac: str
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.address.ip
+
+
+@dataclass
+class Topology:
+    prefix: str
+    count: int
+    subnet: str = "198.51.100"  # TEST-NET-2: documentation space, never routed
+    first_host: int = 11
+    nodes: list[Node] = field(default_factory=list)
+    extra: list[Node] = field(default_factory=list)  # e.g. a client
+
+    def __post_init__(self) -> None:
+        self.tag = f"{self.prefix}{os.getpid()}-"
+        self.bridge_ns = f"{self.tag}br"
+
+    def exec_args(self, node: Node, *args: str) -> list[str]:
+        return ["ip", "netns", "exec", node.name, *args]
+
+    def create(self) -> Topology:
+        sweep_stale(self.prefix)
+        try:
+            ip("netns", "add", self.bridge_ns)
+            ip("-n", self.bridge_ns, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
+            ip("-n", self.bridge_ns, "link", "set", "br0", "up")
+            for i in range(self.count):
+                self.nodes.append(self._attach(f"n{i + 1}", self.first_host + i, i))
+        except Exception:
+            self.destroy()
+            raise
+        return self
+
+    def add_host(self, short: str, host: int) -> Node:
+        node = self._attach(short, host, len(self.nodes) + len(self.extra))
+        self.extra.append(node)
+        return node
+
+    def _attach(self, short: str, host: int, index: int) -> Node:
+        ns = f"{self.tag}{short}"
+        ip("netns", "add", ns)
+        ip("link", "add", f"v{short}", "netns", self.bridge_ns, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        ip("-n", self.bridge_ns, "link", "set", f"v{short}", "master", "br0", "up")
+        addr = IPv4Interface(f"{self.subnet}.{host}/24")
+        ip("-n", ns, "addr", "add", str(addr), "dev", "eth0")
+        ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "link", "set", "eth0", "up")
+        mac = json.loads(ip("-j", "-n", ns, "link", "show", "eth0").stdout)[0]["address"]
+        return Node(ns, addr, index, mac)
+
+    def destroy(self) -> None:
+        for node in self.nodes + self.extra:
+            _kill_all(node.name)
+            ip("netns", "del", node.name, check=False)
+        ip("netns", "del", self.bridge_ns, check=False)
+        self.nodes.clear()
+        self.extra.clear()
+
+    def __enter__(self) -> Topology:
+        return self.create()
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+    # ---------- looking inside ----------
+    def has_address(self, node: Node, address: str) -> bool:
+        want = ip_address(address)
+        out = json.loads(ip("-j", "-n", node.name, "addr", "show", "dev", "eth0").stdout or "[]")
+        return any(ip_address(a["local"]) == want for link in out for a in link.get("addr_info", []))
+
+    def holders(self, address: str) -> list[Node]:
+        return [n for n in self.nodes if self.has_address(n, address)]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, step: float = 0.005) -> float | None:
+        """Poll until predicate() is true; the monotonic time it became true, or None."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return time.monotonic()
+            time.sleep(step)
+        return None
+
+    def set_link(self, node: Node, up: bool) -> None:
+        ip("-n", node.name, "link", "set", "eth0", "up" if up else "down")
+
+    def neighbour_mac(self, node: Node, address: str) -> str | None:
+        for n in json.loads(ip("-j", "-n", node.name, "neigh", "show", address).stdout or "[]"):
+            if n.get("lladdr"):
+                return str(n["lladdr"])
+        return None
+
+    def mac(self, node: Node) -> str:
+        return node.mac

@@ -1,0 +1,122 @@
+"""The provider interface: how a VIP is taken, released and looked up.
+
+Providers know nothing about VRRP. The agent calls them through a `VipMover`
+(one per instance, serialized, latest desired state wins). Providers are found
+through the entry-point group `cloudvip.providers`, so another cloud is a
+package that registers one class:
+
+    [project.entry-points."cloudvip.providers"]
+    mycloud = "mycloud_cloudvip:MyCloudProvider"
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from importlib.metadata import entry_points
+from typing import ClassVar
+
+from .config.diagnostics import Diagnostic, Diagnostics
+from .config.model import GlobalDefs, VrrpInstance
+from .hostnet import HostNetwork
+
+ENTRY_POINT_GROUP = "cloudvip.providers"
+DEFAULT_PROVIDER = "linux"
+
+
+class ProviderError(Exception):
+    """A failed provider call. `retryable`: worth trying again (throttling, 5xx, timeouts)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Holder(str, Enum):
+    SELF = "self"
+    OTHER = "other"
+    NOBODY = "nobody"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class HolderInfo:
+    holder: Holder
+    detail: str = ""  # e.g. the ENI or server holding it
+
+
+@dataclass
+class ProviderContext:
+    instance: VrrpInstance
+    global_defs: GlobalDefs
+    host: HostNetwork
+    log: logging.Logger
+
+
+class Provider(abc.ABC):
+    name: ClassVar[str]
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+
+    @classmethod
+    def check_config(cls, instance: VrrpInstance, diags: Diagnostics) -> None:
+        """Validate the instance's `cloud` block (and anything else this provider needs)."""
+
+    async def start(self) -> None:
+        """Resolve interfaces, discover identity, create clients: before the first move."""
+
+    @abc.abstractmethod
+    async def take(self) -> None:
+        """Make this node the holder of the instance's VIPs. Must be idempotent."""
+
+    @abc.abstractmethod
+    async def release(self) -> None:
+        """Stop holding the VIPs on this node (never un-assign them from someone else)."""
+
+    async def announce(self) -> None:
+        """Re-announce held VIPs (gratuitous ARP / NA); nothing to do in most clouds."""
+
+    @abc.abstractmethod
+    async def holder(self) -> HolderInfo:
+        """Who holds the VIP right now, as the provider sees it."""
+
+    async def close(self) -> None:
+        """Release resources (not the VIPs: the agent calls release() first)."""
+
+
+def available_providers() -> dict[str, str]:
+    """name -> 'module:Class' of every installed provider plugin."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_provider(name: str) -> type[Provider]:
+    eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+    if not eps:
+        known = ", ".join(sorted(available_providers())) or "none"
+        raise LookupError(f"unknown cloud provider {name!r} (installed: {known})")
+    cls = eps[0].load()
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise TypeError(f"entry point {name!r} ({eps[0].value}) is not a cloudvip Provider")
+    return cls
+
+
+def provider_name(instance: VrrpInstance) -> str:
+    return instance.cloud.provider if instance.cloud is not None else DEFAULT_PROVIDER
+
+
+def check_providers(instances: tuple[VrrpInstance, ...]) -> list[Diagnostic]:
+    """Let each instance's provider validate it (check-config and agent start)."""
+    diags = Diagnostics()
+    for inst in instances:
+        name = provider_name(inst)
+        try:
+            cls = load_provider(name)
+        except (LookupError, TypeError, ImportError) as exc:
+            loc = inst.cloud.loc if inst.cloud is not None else inst.loc
+            diags.error(loc, str(exc))
+            continue
+        cls.check_config(inst, diags)
+    return diags.items

@@ -1,0 +1,126 @@
+"""Carries out take/release for one instance: serialized, latest desired state wins.
+
+The state machine says what it wants at once; the mover gets the host and the
+cloud there, one call at a time. A MASTER->BACKUP->MASTER burst while a call
+is in flight costs no extra calls, and never runs out of order. Failures are
+retried with jittered exponential backoff (tenacity) until the desired state
+changes; VRRP keeps running meanwhile because nothing here blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
+
+from .provider import Provider, ProviderError
+
+
+def _retryable(exc: BaseException) -> bool:
+    return not isinstance(exc, ProviderError) or exc.retryable
+
+
+@dataclass
+class MoverStats:
+    calls: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    last_error: str = ""
+    last_duration: float = 0.0
+
+
+class VipMover:
+    def __init__(self, name: str, provider: Provider, log: logging.Logger,
+                 backoff_max: float = 10.0) -> None:
+        self.name, self.provider, self.log = name, provider, log
+        self.desired = False
+        self.actual: bool | None = None  # None: unknown (at start, or after a failed call)
+        self.stats = MoverStats()
+        self._backoff_max = backoff_max
+        self._wake = asyncio.Event()
+        self._settled = asyncio.Event()
+        self._announce = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"mover-{self.name}")
+
+    def want(self, hold: bool) -> None:
+        self.desired = hold
+        self._settled.clear()
+        self._wake.set()
+
+    def announce(self) -> None:
+        """Re-announce if (and only if) we hold the VIPs by then."""
+        self._announce = True
+        self._wake.set()
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait until the desired state is reached; False on timeout."""
+        if self.actual == self.desired and not self._wake.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._settled.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            target = self.desired
+            if self.actual != target:
+                await self._move(target)
+            if self._announce:
+                self._announce = False
+                if self.actual and self.desired:
+                    await self._call("announce")
+            if self.actual == self.desired:
+                self._settled.set()
+            else:
+                self._wake.set()  # the wish changed while we worked
+
+    async def _move(self, target: bool) -> None:
+        op = "take" if target else "release"
+
+        def changed(_: RetryCallState) -> bool:
+            return self.desired != target  # a newer wish supersedes this one: stop retrying
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.log.warning("%s: %s failed (attempt %d): %s; retrying in %.2f s", self.name, op,
+                             state.attempt_number, exc, state.upcoming_sleep)
+
+        try:
+            async for attempt in AsyncRetrying(
+                    wait=wait_random_exponential(multiplier=0.2, max=self._backoff_max),
+                    retry=retry_if_exception(_retryable), stop=changed, before_sleep=before_sleep,
+                    reraise=True):
+                with attempt:
+                    await self._call(op)
+            self.actual = target
+        except Exception as exc:  # not retryable, or superseded while failing
+            self.actual = None
+            if self.desired == target:
+                self.log.error("%s: %s failed for good: %s", self.name, op, exc)
+
+    async def _call(self, op: str) -> None:
+        start = time.monotonic()
+        self.stats.calls[op] += 1
+        try:
+            await getattr(self.provider, op)()
+        except Exception as exc:
+            self.stats.errors[op] += 1
+            self.stats.last_error = f"{op}: {exc}"
+            raise
+        finally:
+            self.stats.last_duration = time.monotonic() - start

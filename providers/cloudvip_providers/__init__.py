@@ -1,0 +1,1 @@
+"""cloudvip's provider backends, each registered in the entry-point group `cloudvip.providers`."""
