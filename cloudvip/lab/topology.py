@@ -140,6 +140,21 @@ class Topology:
     def set_link(self, node: Node, up: bool) -> None:
         ip("-n", node.name, "link", "set", "eth0", "up" if up else "down")
 
+    def set_loss(self, node: Node, percent: int) -> None:
+        """Drop `percent`% of the node's outgoing packets at random (nftables numgen: this
+        kind of machine's kernel has no netem)."""
+        nft = ["ip", "netns", "exec", node.name, "nft"]
+        subprocess.run([*nft, "delete", "table", "inet", "cvloss"], capture_output=True)
+        if percent <= 0:
+            return
+        for rule in (["add", "table", "inet", "cvloss"],
+                     ["add", "chain", "inet", "cvloss", "out", "{ type filter hook output priority 0; }"],
+                     ["add", "rule", "inet", "cvloss", "out", "numgen", "random", "mod", "100", "<", str(percent),
+                      "drop"]):
+            done = subprocess.run([*nft, *rule], capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"nft {' '.join(rule)}: {done.stderr.strip()}")
+
     def neighbour_mac(self, node: Node, address: str) -> str | None:
         for n in json.loads(ip("-j", "-n", node.name, "neigh", "show", address).stdout or "[]"):
             if n.get("lladdr"):
