@@ -7,18 +7,17 @@ instances whose settings did not change keep running (a master stays master).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, Location, VrrpInstance, load
-from .config.diagnostics import Severity
+from .config import Config, ConfigError, VrrpInstance, settings_key
+from .coordination import Coordinator
 from .hostnet import HostNetwork, Link
 from .instance import InstanceRuntime, router_params
-from .provider import ProviderContext, check_providers, load_provider, provider_name
+from .provider import ProviderContext, load_checked, load_provider, provider_name
 from .tracking import weighted
 from .transport import Channel
 from .vip_mover import VipMover
@@ -31,26 +30,10 @@ class StartupError(Exception):
     pass
 
 
-def settings_key(value: Any) -> Any:
-    """A comparable form of a config object without its file:line locations."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__,) + tuple(
-            (f.name, settings_key(getattr(value, f.name))) for f in dataclasses.fields(value)
-            if not isinstance(getattr(value, f.name), Location))
-    if isinstance(value, (tuple, list)):
-        return tuple(settings_key(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, settings_key(v)) for k, v in value.items()))
-    return value
-
-
 def load_config(path: Path, config_id: str | None) -> Config:
     """Load and fully validate (providers included); raises ConfigError."""
-    cfg = load(path, config_id=config_id)
-    provider_diags = check_providers(cfg.instances)
-    if any(d.severity is Severity.ERROR for d in provider_diags):
-        raise ConfigError(list(cfg.diagnostics) + provider_diags)
-    for diag in list(cfg.diagnostics) + provider_diags:
+    cfg = load_checked(path, config_id)
+    for diag in cfg.diagnostics:
         log.warning("config: %s", diag)
     return cfg
 
@@ -65,6 +48,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[None] | None = None
         self.config: Config | None = None
+        self.coordinator: Coordinator | None = None
 
     # ---------- lifecycle ----------
     async def run(self) -> int:
@@ -76,6 +60,8 @@ class Agent:
             return 1
         loop = asyncio.get_running_loop()
         await self.host.open()
+        self.coordinator = Coordinator(self.config, self.instances)
+        await self.coordinator.start()
         try:
             for inst in self.config.instances:
                 await self._add_instance(inst)
@@ -101,6 +87,8 @@ class Agent:
             rt.shutdown()
         await self._settle_and_close(list(self.instances.values()))
         self.instances.clear()
+        if self.coordinator is not None:
+            await self.coordinator.close()
         for ch in self.channels.values():
             ch.close()
         self.channels.clear()
@@ -134,8 +122,11 @@ class Agent:
             raise StartupError(f"{inst.name}: provider {provider.name} failed to start: {exc}") from exc
         mover = VipMover(inst.name, provider, ilog)
         mover.start()
-        rt = InstanceRuntime(inst, router_params(inst, local), channel, mover, ilog)
+        assert self.coordinator is not None
+        rt = InstanceRuntime(inst, router_params(inst, local), channel, mover, ilog, self.coordinator.on_notify)
         self.instances[inst.name] = rt
+        for track_name, state in self.coordinator.initial_tracks(inst.name).items():
+            rt.track(track_name, state)
         self._keys[inst.name] = settings_key(inst)
         # the link as it is now, then every change from link events
         for ref_name, state in self._link_states(inst, {link.name: link.up}).items():
@@ -160,11 +151,12 @@ class Agent:
 
     def _channel(self, inst: VrrpInstance, link: Link, local: Any) -> Channel:
         multicast = not inst.unicast_peers
-        key = (link.name, str(local), inst.unicast_src_ip is not None, multicast, inst.unicast_ttl)
+        # binding would filter out multicast: there the source is chosen with IP_MULTICAST_IF
+        bind = inst.unicast_src_ip is not None and not multicast
+        key = (link.name, str(local), bind, multicast, inst.unicast_ttl)
         if key not in self.channels:
             try:
-                ch = Channel(link.name, link.index, local, bind=inst.unicast_src_ip is not None,
-                             multicast=multicast, ttl=inst.unicast_ttl)
+                ch = Channel(link.name, link.index, local, bind=bind, multicast=multicast, ttl=inst.unicast_ttl)
             except OSError as exc:
                 raise StartupError(f"{inst.name}: cannot open VRRP socket on {link.name} "
                                    f"from {local}: {exc}") from None
@@ -205,6 +197,8 @@ class Agent:
             log.error("reload aborted: keeping the running configuration")
             return
         self.config = cfg
+        assert self.coordinator is not None
+        self.coordinator.update(cfg)
         wanted = {inst.name: inst for inst in cfg.instances}
         gone = [rt for name, rt in self.instances.items()
                 if name not in wanted or settings_key(wanted[name]) != self._keys[name]]

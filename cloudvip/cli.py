@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .config import DEFAULT_PATH, Config, ConfigError, Severity, VrrpInstance, load
+from .config import DEFAULT_PATH, Config, ConfigError, Severity, VrrpInstance
 
 
 def _instance_summary(cfg: Config, inst: VrrpInstance) -> str:
@@ -56,8 +56,10 @@ def _fmt_weight(weight: int) -> str:
 
 def check_config(args: argparse.Namespace) -> int:
     path = Path(args.file)
+    from .provider import load_checked
+
     try:
-        cfg = load(path, config_id=args.config_id)
+        cfg = load_checked(path, config_id=args.config_id)
     except ConfigError as exc:
         for diag in exc.diagnostics:
             print(diag, file=sys.stderr)

@@ -15,12 +15,17 @@ import abc
 import logging
 from dataclasses import dataclass
 from enum import Enum
+import dataclasses
 from importlib.metadata import entry_points
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from .config.diagnostics import Diagnostic, Diagnostics
+from .config import Config, ConfigError, load
+from .config.diagnostics import Diagnostic, Diagnostics, Severity
 from .config.model import GlobalDefs, VrrpInstance
-from .hostnet import HostNetwork
+
+if TYPE_CHECKING:
+    from .hostnet import HostNetwork
 
 ENTRY_POINT_GROUP = "cloudvip.providers"
 DEFAULT_PROVIDER = "linux"
@@ -51,7 +56,7 @@ class HolderInfo:
 class ProviderContext:
     instance: VrrpInstance
     global_defs: GlobalDefs
-    host: HostNetwork
+    host: "HostNetwork"
     log: logging.Logger
 
 
@@ -120,3 +125,13 @@ def check_providers(instances: tuple[VrrpInstance, ...]) -> list[Diagnostic]:
             continue
         cls.check_config(inst, diags)
     return diags.items
+
+
+def load_checked(path: Path | str, config_id: str | None = None) -> Config:
+    """Load a config and let every instance's provider check it; raises ConfigError.
+    The returned config's diagnostics include the providers' warnings."""
+    cfg = load(path, config_id=config_id)
+    extra = check_providers(cfg.instances)
+    if any(d.severity is Severity.ERROR for d in extra):
+        raise ConfigError(sorted(list(cfg.diagnostics) + extra, key=lambda d: d.loc))
+    return dataclasses.replace(cfg, diagnostics=cfg.diagnostics + tuple(extra))

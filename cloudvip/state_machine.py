@@ -85,7 +85,16 @@ class Shutdown:
     now: float
 
 
-Event = Start | AdvertReceived | TimerFired | TrackChanged | Shutdown
+@dataclass(frozen=True, slots=True)
+class GroupTransition:
+    """A vrrp_sync_group member changed state: follow it to MASTER or BACKUP."""
+
+    now: float
+    state: State
+    reason: str
+
+
+Event = Start | AdvertReceived | TimerFired | TrackChanged | Shutdown | GroupTransition
 
 
 # ---- actions ----------------------------------------------------------------
@@ -208,6 +217,8 @@ class Router:
                 return self._track(now, name, state)
             case Shutdown(now):
                 return self._shutdown(now)
+            case GroupTransition(now, state, reason):
+                return self._follow_group(now, state, reason)
         raise TypeError(f"not an event: {event!r}")
 
     # -- helpers that build action lists --
@@ -297,6 +308,13 @@ class Router:
         if self.state is State.MASTER and after_prio != before_prio:
             # advertise the new priority at once so a better backup can preempt
             return [self._send(), self._arm(now + self.advert_interval)]
+        return []
+
+    def _follow_group(self, now: float, state: State, reason: str) -> list[Action]:
+        if state is State.MASTER and self.state is State.BACKUP:
+            return self._to_master(now, reason)
+        if state is State.BACKUP and self.state is State.MASTER:
+            return self._to_backup(now, reason)
         return []
 
     def validate(self, advert: Advertisement, src: IPAddress, ttl: int) -> Dropped | None:

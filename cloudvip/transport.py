@@ -61,9 +61,9 @@ class Channel:
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
                 if self.multicast:
-                    mreqn = struct.pack("4s4si", VRRP_MCAST_V4.packed, b"\0" * 4, self.ifindex)
+                    mreqn = struct.pack("4s4si", VRRP_MCAST_V4.packed, self.local.packed, self.ifindex)
                     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
-                    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+                    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)  # source: local
                 if self.bind:
                     s.bind((str(self.local), 0))
             else:

@@ -46,7 +46,10 @@ class VipMover:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Start, and first make sure we hold nothing: a crashed agent may have left its
+        addresses behind (keepalived likewise removes its VIPs at startup)."""
         self._task = asyncio.create_task(self._run(), name=f"mover-{self.name}")
+        self.want(False)
 
     def want(self, hold: bool) -> None:
         self.desired = hold
@@ -78,18 +81,20 @@ class VipMover:
             await self._wake.wait()
             self._wake.clear()
             target = self.desired
+            gave_up = False
             if self.actual != target:
-                await self._move(target)
+                gave_up = not await self._move(target)
             if self._announce:
                 self._announce = False
                 if self.actual and self.desired:
                     await self._call("announce")
             if self.actual == self.desired:
                 self._settled.set()
-            else:
+            elif not (gave_up and self.desired == target):
                 self._wake.set()  # the wish changed while we worked
 
-    async def _move(self, target: bool) -> None:
+    async def _move(self, target: bool) -> bool:
+        """Reach `target`; False if it failed for good (not retryable, or superseded)."""
         op = "take" if target else "release"
 
         def changed(_: RetryCallState) -> bool:
@@ -108,10 +113,12 @@ class VipMover:
                 with attempt:
                     await self._call(op)
             self.actual = target
+            return True
         except Exception as exc:  # not retryable, or superseded while failing
             self.actual = None
             if self.desired == target:
                 self.log.error("%s: %s failed for good: %s", self.name, op, exc)
+            return False
 
     async def _call(self, op: str) -> None:
         start = time.monotonic()

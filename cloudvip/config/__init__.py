@@ -7,9 +7,10 @@ Warnings (unknown keywords, truncated passwords, ...) are in `cfg.diagnostics`.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .checks import check
 from .diagnostics import ConfigError, Diagnostic, Diagnostics, Location, Severity
@@ -25,8 +26,21 @@ DEFAULT_PATH = Path("/etc/keepalived/keepalived.conf")
 __all__ = [
     "Authentication", "CloudBlock", "CloudEntry", "Config", "ConfigError", "DEFAULT_PATH", "Diagnostic",
     "GlobalDefs", "Location", "Notifiers", "ScriptCommand", "Severity", "SyncGroup", "TrackFile",
-    "TrackRef", "UnicastPeer", "VirtualAddress", "VrrpInstance", "VrrpScript", "load", "loads",
+    "TrackRef", "UnicastPeer", "VirtualAddress", "VrrpInstance", "VrrpScript", "load", "loads", "settings_key",
 ]
+
+
+def settings_key(value: Any) -> Any:
+    """A comparable form of a config object without its file:line locations (for reload)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__,) + tuple(
+            (f.name, settings_key(getattr(value, f.name))) for f in dataclasses.fields(value)
+            if not isinstance(getattr(value, f.name), Location))
+    if isinstance(value, (tuple, list)):
+        return tuple(settings_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, settings_key(v)) for k, v in value.items()))
+    return value
 
 
 def default_config_id() -> str:

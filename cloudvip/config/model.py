@@ -40,10 +40,23 @@ class GlobalDefs:
 
 
 @dataclass(frozen=True, slots=True)
+class HaproxyProbe:
+    """cloudvip's native HAProxy check: `show stat` over the runtime API socket."""
+
+    socket: str
+    backend: str | None = None
+    frontend: str | None = None
+    min_up: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class VrrpScript:
+    """A `vrrp_script`: either a command (`script`) or a native HAProxy probe (`haproxy_socket`)."""
+
     name: str
     loc: Location
-    script: ScriptCommand
+    script: ScriptCommand | None = None
+    haproxy: HaproxyProbe | None = None
     interval: float = 1.0
     timeout: float | None = None  # None: the interval, as keepalived does
     weight: int = 0

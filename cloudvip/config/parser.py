@@ -12,7 +12,7 @@ from typing import Any
 
 from ..packet import AuthType
 from .diagnostics import Diagnostics, Location
-from .model import (Authentication, CloudBlock, CloudEntry, GlobalDefs, Notifiers, ScriptCommand,
+from .model import (Authentication, CloudBlock, CloudEntry, GlobalDefs, HaproxyProbe, Notifiers, ScriptCommand,
                     SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress, VrrpInstance,
                     VrrpScript)
 from .syntax import Node
@@ -108,10 +108,17 @@ class Parser:
         name = v.text(node, "a script name")
         fields: dict[str, Any] = {}
         script: ScriptCommand | None = None
+        haproxy: dict[str, Any] = {}
         for child in v.block(node):
             k = child.keyword
             if k == "script":
                 script = v.command(child)
+            elif k == "haproxy_socket":
+                haproxy["socket"] = v.text(child, "the path of HAProxy's stats socket")
+            elif k in ("haproxy_backend", "haproxy_frontend"):
+                haproxy[k.split("_")[1]] = v.text(child, f"a {k.split('_')[1]} name")
+            elif k == "haproxy_min_up":
+                haproxy["min_up"] = v.integer(child, 1, 100_000)
             elif k == "interval":
                 fields["interval"] = v.number(child, 0.001, 86400)
             elif k == "timeout":
@@ -131,10 +138,18 @@ class Parser:
                 _unknown(self.diags, child, f"vrrp_script {name}")
         if name is None:
             return None
-        if script is None:
-            self.diags.error(node.loc, f"vrrp_script {name} has no script", 'script "COMMAND"')
+        probe = None
+        if haproxy:
+            if haproxy.get("socket") is None:
+                self.diags.error(node.loc, f"vrrp_script {name} has haproxy_* settings but no haproxy_socket",
+                                 "haproxy_socket /run/haproxy/admin.sock")
+                return None
+            probe = HaproxyProbe(**{k: x for k, x in haproxy.items() if x is not None})
+        if (script is None) == (probe is None):
+            self.diags.error(node.loc, f"vrrp_script {name} needs exactly one check",
+                             'script "COMMAND" or haproxy_socket PATH')
             return None
-        return VrrpScript(name, node.loc, script, **{k: x for k, x in fields.items() if x is not None})
+        return VrrpScript(name, node.loc, script, probe, **{k: x for k, x in fields.items() if x is not None})
 
     # ---------- track_file (top level) ----------
     def track_file(self, node: Node) -> TrackFile | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..config import load
 from ..state_machine import master_down_interval, skew_time
+from .daemons import Daemon
 from .topology import Node, Topology
 
 VIP = "198.51.100.100"
@@ -29,7 +30,7 @@ class Lab:
     def __init__(self, nodes: int, workdir: Path, conf: Path) -> None:
         self.topo = Topology("cvlab", nodes)
         self.workdir, self.conf = workdir, conf
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.agents: list[Daemon] = []
         self.log_pos: dict[int, int] = {}
         self.t0 = time.monotonic()
         self.client: Node | None = None
@@ -38,25 +39,19 @@ class Lab:
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.2f}s] {text}", flush=True)
 
-    def log_path(self, i: int) -> Path:
-        return self.workdir / f"node{i + 1}.log"
-
     def start(self, i: int) -> None:
-        node = self.topo.nodes[i]
-        args = self.topo.exec_args(node, sys.executable, "-m", "cloudvip", "run", "-f", str(self.conf),
-                                   "-i", f"node{i + 1}")
-        with open(self.log_path(i), "ab") as log:
-            self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
+        self.agents[i].start()
 
     def stop(self, i: int, sig: signal.Signals) -> None:
-        proc = self.procs.pop(i)
-        proc.send_signal(sig)
-        proc.wait(10)
+        if sig == signal.SIGKILL:
+            self.agents[i].kill()
+        else:
+            self.agents[i].term(10)
 
     def agent_lines(self) -> None:
         """Echo the agents' state-change log lines since the last call."""
         for i in sorted(self.priorities):
-            path = self.log_path(i)
+            path = self.agents[i].log_path
             if not path.exists():
                 continue
             with open(path, encoding="utf-8", errors="replace") as fh:
@@ -68,7 +63,7 @@ class Lab:
 
     def holder(self) -> int | None:
         """The live node holding the VIP (a SIGKILLed agent leaves its address behind, as keepalived does)."""
-        live = [i for i in self.procs if self.topo.has_address(self.topo.nodes[i], VIP)]
+        live = [i for i, a in enumerate(self.agents) if a.alive and a.has_vip()]
         return live[0] if len(live) == 1 else None
 
     def wait_holder(self, want: int | None, timeout: float) -> float | None:
@@ -88,6 +83,8 @@ class Lab:
         n = len(self.priorities)
         self.topo.create()
         self.client = self.topo.add_host("c", 50)
+        self.agents = [Daemon(self.topo, node, "cloudvip", self.conf, self.workdir, log_level="info",
+                              config_id=f"node{i + 1}") for i, node in enumerate(self.topo.nodes)]
         desc = ", ".join(f"node{i + 1} {self.topo.nodes[i].ip} priority {p}" for i, p in self.priorities.items())
         print(f"cloudvip lab: {n} agents on a bridge in namespaces {self.topo.tag}*, VIP {VIP}\n  {desc}\n"
               f"  config: {self.conf} (VRRPv2, advert_int 1, PASS auth, unicast peers)\n")
@@ -121,9 +118,7 @@ class Lab:
         self.say(self.client_view())
 
         self.say(f"restarting node{first + 1}: it comes back as BACKUP and preempts after its own down timer")
-        # a rebooted machine comes back without the address the killed agent left behind
-        subprocess.run(self.topo.exec_args(self.topo.nodes[first], "ip", "addr", "del", f"{VIP}/24", "dev", "eth0"),
-                       capture_output=True)
+        self.agents[first].drop_vip()  # a rebooted machine comes back without the address
         self.topo.set_link(self.topo.nodes[first], True)
         self.start(first)
         back = self.wait_holder(first, master_down_interval(2, self.priorities[first], 100) + 3)
@@ -149,10 +144,9 @@ class Lab:
         return 0
 
     def cleanup(self) -> None:
-        for proc in self.procs.values():
-            proc.kill()
-            proc.wait()
-        self.procs.clear()
+        for agent in self.agents:
+            if agent.alive:
+                agent.kill()
         self.topo.destroy()
         print(f"cleaned up: namespaces {self.topo.tag}* removed")
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, ip_address
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from typing import Callable
 
 
@@ -53,10 +53,15 @@ class Node:
     address: IPv4Interface
     index: int
     mac: str
+    address6: IPv6Interface
 
     @property
     def ip(self) -> IPv4Address:
         return self.address.ip
+
+    @property
+    def ip6(self) -> IPv6Address:
+        return self.address6.ip
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Topology:
     prefix: str
     count: int
     subnet: str = "198.51.100"  # TEST-NET-2: documentation space, never routed
+    subnet6: str = "2001:db8"  # the IPv6 documentation prefix
     first_host: int = 11
     nodes: list[Node] = field(default_factory=list)
     extra: list[Node] = field(default_factory=list)  # e.g. a client
@@ -99,11 +105,13 @@ class Topology:
         ip("link", "add", f"v{short}", "netns", self.bridge_ns, "type", "veth", "peer", "name", "eth0", "netns", ns)
         ip("-n", self.bridge_ns, "link", "set", f"v{short}", "master", "br0", "up")
         addr = IPv4Interface(f"{self.subnet}.{host}/24")
+        addr6 = IPv6Interface(f"{self.subnet6}::{host}/64")
         ip("-n", ns, "addr", "add", str(addr), "dev", "eth0")
+        ip("-n", ns, "addr", "add", str(addr6), "dev", "eth0", "nodad")
         ip("-n", ns, "link", "set", "lo", "up")
         ip("-n", ns, "link", "set", "eth0", "up")
         mac = json.loads(ip("-j", "-n", ns, "link", "show", "eth0").stdout)[0]["address"]
-        return Node(ns, addr, index, mac)
+        return Node(ns, addr, index, mac, addr6)
 
     def destroy(self) -> None:
         for node in self.nodes + self.extra:
@@ -123,7 +131,9 @@ class Topology:
     def has_address(self, node: Node, address: str) -> bool:
         want = ip_address(address)
         out = json.loads(ip("-j", "-n", node.name, "addr", "show", "dev", "eth0").stdout or "[]")
-        return any(ip_address(a["local"]) == want for link in out for a in link.get("addr_info", []))
+        # an IPv6 address still in DAD is not usable yet: count it only once it is
+        return any(ip_address(a["local"]) == want and not a.get("tentative")
+                   for link in out for a in link.get("addr_info", []))
 
     def holders(self, address: str) -> list[Node]:
         return [n for n in self.nodes if self.has_address(n, address)]

@@ -270,7 +270,8 @@ def test_sync_group_cross_checks() -> None:
 
 
 def test_vrrp_script_without_script() -> None:
-    assert any("vrrp_script s has no script" in e for e in errors_of("vrrp_script s {\n interval 2\n}\n" + BASIC % ""))
+    assert any("vrrp_script s needs exactly one check" in e
+               for e in errors_of("vrrp_script s {\n interval 2\n}\n" + BASIC % ""))
 
 
 def test_all_errors_are_reported_at_once() -> None:

@@ -1,0 +1,175 @@
+"""What ties instances together at run time: health checks and track files feeding
+priorities, notifications, and sync groups. The agent owns one `Coordinator`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from .config import Config, TrackRef, VrrpScript, settings_key
+from .config.model import SyncGroup as SyncGroupConfig
+from .health import Check, FileWatch, make_check
+from .notify import Fifo, Notifier, NotifyEvent
+from .scripts import RunAs, ScriptRunner
+from .state_machine import Notify, State
+from .sync_group import SyncGroup, group_state
+from .tracking import TrackState, file_value, weighted
+
+if TYPE_CHECKING:
+    from .instance import InstanceRuntime
+
+log = logging.getLogger("cloudvip")
+
+
+class Coordinator:
+    def __init__(self, cfg: Config, instances: dict[str, InstanceRuntime]) -> None:
+        self.instances = instances
+        self.cfg = cfg
+        gd = cfg.global_defs
+        self.runner = ScriptRunner(RunAs(gd.script_user, gd.script_group), secure=gd.enable_script_security)
+        fifo = None
+        if gd.notify_fifo:
+            try:
+                fifo = Fifo(gd.notify_fifo)
+            except OSError as exc:
+                log.error("notify_fifo %s unusable, FIFO notifications off: %s", gd.notify_fifo, exc)
+        self.notifier = Notifier(self.runner, fifo)
+        self.checks: dict[str, Check] = {}
+        self.files: dict[str, FileWatch] = {}
+        self.groups: dict[str, SyncGroup] = {}
+        self._group_conf: dict[str, SyncGroupConfig] = {}
+        self._group_state: dict[str, State | None] = {}
+        self._fifo_reader: asyncio.subprocess.Process | None = None
+
+    # ---------- lifecycle ----------
+    async def start(self) -> None:
+        self.update(self.cfg)
+        gd = self.cfg.global_defs
+        if gd.notify_fifo and gd.notify_fifo_script and self.notifier.fifo is not None:
+            argv = gd.notify_fifo_script.argv + (gd.notify_fifo,)
+            try:
+                self.runner.check(argv)
+                self._fifo_reader = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
+            except Exception as exc:
+                log.error("notify_fifo_script %s cannot run: %s", argv[0], exc)
+
+    def update(self, cfg: Config) -> None:
+        """(Re)build checks, file watches and groups; unchanged checks keep running."""
+        self.cfg = cfg
+        wanted_scripts = {r.name for refs in self._all_refs(cfg, "track_scripts") for r in refs}
+        for name in list(self.checks):
+            changed = settings_key(cfg.scripts.get(name)) != settings_key(self.checks[name].script)
+            if name not in wanted_scripts or changed:
+                asyncio.create_task(self.checks.pop(name).stop())
+        for name in wanted_scripts - set(self.checks):
+            if name in cfg.scripts:
+                check = make_check(cfg.scripts[name], self.runner, self._on_check)
+                self.checks[name] = check
+                check.start()
+        wanted_files = {r.name for refs in self._all_refs(cfg, "track_files") for r in refs}
+        for name in list(self.files):
+            changed = settings_key(cfg.track_files.get(name)) != settings_key(self.files[name].spec)
+            if name not in wanted_files or changed:
+                self.files.pop(name).stop()
+        for name in wanted_files - set(self.files):
+            if name in cfg.track_files:
+                try:
+                    watch = FileWatch(cfg.track_files[name], self._on_file)
+                    watch.start()
+                    self.files[name] = watch
+                except OSError as exc:
+                    log.error("track_file %s: cannot watch %s: %s", name, cfg.track_files[name].path, exc)
+        self._group_conf = {g.name: g for g in cfg.sync_groups}
+        self.groups = {g.name: SyncGroup(g.name, list(g.members)) for g in cfg.sync_groups}
+        for name in self.groups:
+            self._group_state.setdefault(name, None)
+
+    async def close(self, drain: float = 5.0) -> None:
+        for check in self.checks.values():
+            await check.stop()
+        for watch in self.files.values():
+            watch.stop()
+        self.checks.clear()
+        self.files.clear()
+        if not await self.notifier.drain(drain):
+            log.warning("notify scripts still running at exit: not waiting longer")
+        await self.notifier.close()
+        if self._fifo_reader is not None and self._fifo_reader.returncode is None:
+            self._fifo_reader.terminate()
+            await self._fifo_reader.wait()
+
+    # ---------- tracking ----------
+    @staticmethod
+    def _all_refs(cfg: Config, attr: str) -> list[tuple[TrackRef, ...]]:
+        return [getattr(i, attr) for i in cfg.instances] + [getattr(g, attr) for g in cfg.sync_groups]
+
+    def _refs_of(self, instance: str, attr: str) -> list[TrackRef]:
+        inst = next((i for i in self.cfg.instances if i.name == instance), None)
+        refs = list(getattr(inst, attr)) if inst is not None else []
+        group = self.cfg.group_of(instance)
+        return refs + (list(getattr(group, attr)) if group is not None else [])
+
+    def _script_state(self, script: VrrpScript, ref: TrackRef, healthy: bool) -> TrackState:
+        if ref.weight is not None:
+            return weighted(ref.weight, healthy, ref.reverse)
+        return weighted(script.weight, healthy, script.weight_reverse)
+
+    def initial_tracks(self, instance: str) -> dict[str, TrackState]:
+        """Track states for an instance about to start, from the checks' current verdicts."""
+        out: dict[str, TrackState] = {}
+        for ref in self._refs_of(instance, "track_scripts"):
+            check = self.checks.get(ref.name)
+            if check is not None:
+                out[f"script:{ref.name}"] = self._script_state(check.script, ref, check.healthy)
+        for ref in self._refs_of(instance, "track_files"):
+            watch = self.files.get(ref.name)
+            if watch is not None:
+                out[f"file:{ref.name}"] = self._file_state(watch, ref)
+        return out
+
+    @staticmethod
+    def _file_state(watch: FileWatch, ref: TrackRef) -> TrackState:
+        if ref.weight is not None:
+            return file_value(ref.weight, watch.value, ref.reverse)
+        return file_value(watch.spec.weight, watch.value, watch.spec.reverse)
+
+    def _on_check(self, name: str, healthy: bool) -> None:
+        check = self.checks.get(name)
+        if check is None:
+            return
+        for rt in list(self.instances.values()):
+            for ref in self._refs_of(rt.name, "track_scripts"):
+                if ref.name == name:
+                    rt.track(f"script:{name}", self._script_state(check.script, ref, healthy))
+
+    def _on_file(self, name: str, _value: int) -> None:
+        watch = self.files.get(name)
+        if watch is None:
+            return
+        for rt in list(self.instances.values()):
+            for ref in self._refs_of(rt.name, "track_files"):
+                if ref.name == name:
+                    rt.track(f"file:{name}", self._file_state(watch, ref))
+
+    # ---------- notifications and sync groups ----------
+    def on_notify(self, rt: InstanceRuntime, note: Notify) -> None:
+        group = self.cfg.group_of(rt.name)
+        inst_event = NotifyEvent("INSTANCE", rt.name, note.new.value, note.priority)
+        if group is None:
+            self.notifier.emit(inst_event, rt.config.notify)
+            return
+        if self._group_state.get(group.name) is None and note.new is State.BACKUP:
+            self._group_notify(group.name, State.BACKUP)  # keepalived: GROUP BACKUP, then INSTANCE BACKUP
+        self.notifier.emit(inst_event, rt.config.notify)
+        routers = {m: self.instances[m].router for m in group.members if m in self.instances}
+        for member, event in self.groups[group.name].reactions(rt.now(), rt.name, note.old, note.new, routers):
+            self.instances[member].handle(event)
+        state = group_state(list(routers.values()))
+        if state is not self._group_state.get(group.name):
+            self._group_notify(group.name, state)
+
+    def _group_notify(self, name: str, state: State) -> None:
+        self._group_state[name] = state
+        log.info("sync group %s: %s", name, state.value)
+        self.notifier.emit(NotifyEvent("GROUP", name, state.value, 0), self._group_conf[name].notify)

@@ -1,0 +1,177 @@
+"""The mover: one call at a time, the latest wish wins, failures retried with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from cloudvip.provider import Holder, HolderInfo, Provider, ProviderError
+from cloudvip.vip_mover import VipMover
+
+
+class FakeProvider(Provider):
+    name = "fake"
+
+    def __init__(self, delay: float = 0.0, failures: int = 0, retryable: bool = True) -> None:
+        self.calls: list[str] = []
+        self.delay, self.failures, self.retryable = delay, failures, retryable
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def _op(self, name: str) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self.calls.append(name)
+            await asyncio.sleep(self.delay)
+            if self.failures:
+                self.failures -= 1
+                raise ProviderError(f"{name} failed", retryable=self.retryable)
+        finally:
+            self.in_flight -= 1
+
+    async def take(self) -> None:
+        await self._op("take")
+
+    async def release(self) -> None:
+        await self._op("release")
+
+    async def announce(self) -> None:
+        await self._op("announce")
+
+    async def holder(self) -> HolderInfo:
+        return HolderInfo(Holder.UNKNOWN)
+
+
+def mover(provider: FakeProvider) -> VipMover:
+    m = VipMover("VI_1", provider, logging.getLogger("test"), backoff_max=0.05)
+    m.start()
+    return m
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def test_take_then_release() -> None:
+    async def go() -> list[str]:
+        p = FakeProvider()
+        m = mover(p)
+        m.want(True)
+        assert await m.settle(1) and m.actual is True
+        m.want(False)
+        assert await m.settle(1) and m.actual is False
+        await m.stop()
+        return p.calls
+    assert run(go()) == ["take", "release"]  # the wish came before the startup cleanup ran: latest wins
+
+
+def test_startup_removes_leftovers() -> None:
+    async def go() -> list[str]:
+        p = FakeProvider()
+        m = mover(p)
+        assert await m.settle(1) and m.actual is False
+        await m.stop()
+        return p.calls
+    assert run(go()) == ["release"]
+
+
+def test_burst_while_a_call_is_in_flight_costs_no_extra_calls() -> None:
+    async def go() -> FakeProvider:
+        p = FakeProvider(delay=0.05)
+        m = mover(p)
+        assert await m.settle(1)
+        m.want(True)
+        await asyncio.sleep(0.01)  # take in flight
+        m.want(False)
+        m.want(True)  # MASTER -> BACKUP -> MASTER: nothing more to do after the first take
+        assert await m.settle(1)
+        await m.stop()
+        return p
+    p = run(go())
+    assert p.calls == ["release", "take"] and p.max_in_flight == 1
+
+
+def test_latest_wish_wins_in_order() -> None:
+    async def go() -> list[str]:
+        p = FakeProvider(delay=0.05)
+        m = mover(p)
+        assert await m.settle(1)
+        m.want(True)
+        await asyncio.sleep(0.01)
+        m.want(False)  # superseded take is finished first, then the release: never out of order
+        assert await m.settle(1) and m.actual is False
+        await m.stop()
+        return p.calls
+    assert run(go()) == ["release", "take", "release"]
+
+
+def test_retryable_failures_are_retried_until_success() -> None:
+    async def go() -> tuple[list[str], int]:
+        p = FakeProvider(failures=3)
+        m = mover(p)
+        m.want(True)
+        assert await m.settle(5) and m.actual is True
+        await m.stop()
+        return p.calls, m.stats.errors["take"]
+    calls, errors = run(go())
+    assert calls == ["take"] * 4 and errors == 3
+
+
+def test_a_newer_wish_stops_the_retries() -> None:
+    async def go() -> list[str]:
+        p = FakeProvider(failures=1000)
+        m = mover(p)
+        m.want(True)
+        await asyncio.sleep(0.1)
+        p.failures = 0
+        m.want(False)
+        assert await m.settle(2) and m.actual is False
+        await m.stop()
+        return p.calls
+    calls = run(go())
+    assert calls[-1] == "release" and "take" in calls
+
+
+def test_non_retryable_failure_gives_up_and_reports() -> None:
+    async def go() -> VipMover:
+        p = FakeProvider()
+        m = mover(p)
+        assert await m.settle(1)
+        p.failures, p.retryable = 1, False
+        m.want(True)
+        assert not await m.settle(0.3)
+        await m.stop()
+        return m
+    m = run(go())
+    assert m.actual is None and "take failed" in m.stats.last_error
+
+
+def test_announce_only_when_holding() -> None:
+    async def go() -> list[str]:
+        p = FakeProvider()
+        m = mover(p)
+        m.announce()
+        await asyncio.sleep(0.05)
+        m.want(True)
+        await m.settle(1)
+        m.announce()
+        await asyncio.sleep(0.05)
+        await m.stop()
+        return p.calls
+    assert run(go()) == ["release", "take", "announce"]
+
+
+@pytest.mark.parametrize("hold", [True, False])
+def test_settle_is_immediate_when_nothing_to_do(hold: bool) -> None:
+    async def go() -> bool:
+        p = FakeProvider()
+        m = mover(p)
+        m.want(hold)
+        await m.settle(1)
+        result = await m.settle(0.01)
+        await m.stop()
+        return result
+    assert run(go())
