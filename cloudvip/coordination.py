@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .config import Config, TrackRef, VrrpScript, settings_key
 from .config.model import SyncGroup as SyncGroupConfig
@@ -136,21 +136,21 @@ class Coordinator:
 
     def _on_check(self, name: str, healthy: bool) -> None:
         check = self.checks.get(name)
-        if check is None:
-            return
-        for rt in list(self.instances.values()):
-            for ref in self._refs_of(rt.name, "track_scripts"):
-                if ref.name == name:
-                    rt.track(f"script:{name}", self._script_state(check.script, ref, healthy))
+        if check is not None:
+            self._retrack("track_scripts", f"script:{name}", name,
+                          lambda ref: self._script_state(check.script, ref, healthy))
 
     def _on_file(self, name: str, _value: int) -> None:
         watch = self.files.get(name)
-        if watch is None:
-            return
+        if watch is not None:
+            self._retrack("track_files", f"file:{name}", name, lambda ref: self._file_state(watch, ref))
+
+    def _retrack(self, attr: str, track: str, name: str, state_of: Callable[[TrackRef], TrackState]) -> None:
+        """Give every instance (directly or through its sync group) tracking `name` its new state."""
         for rt in list(self.instances.values()):
-            for ref in self._refs_of(rt.name, "track_files"):
+            for ref in self._refs_of(rt.name, attr):
                 if ref.name == name:
-                    rt.track(f"file:{name}", self._file_state(watch, ref))
+                    rt.track(track, state_of(ref))
 
     # ---------- notifications and sync groups ----------
     def on_notify(self, rt: InstanceRuntime, note: Notify) -> None:

@@ -100,11 +100,14 @@ class Daemon:
         pids = set(self.pids())
         if self.proc is not None:  # `ip netns exec` may not have entered the namespace yet
             pids.add(self.proc.pid)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # freeze all first: killing keepalived's parent alone makes its VRRP child resign
+        # gracefully (priority 0), which is a SIGTERM, not a crash
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
         if self.proc is not None:
             self.proc.wait(10)
         self.proc = None

@@ -104,6 +104,12 @@ class Topology:
         ip("netns", "add", ns)
         ip("link", "add", f"v{short}", "netns", self.bridge_ns, "type", "veth", "peer", "name", "eth0", "netns", ns)
         ip("-n", self.bridge_ns, "link", "set", f"v{short}", "master", "br0", "up")
+        # no IPv6 duplicate address detection: a tentative link-local address cannot send
+        for conf in ("all", "default", "eth0"):
+            done = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0"],
+                                  capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"sysctl in {ns}: {done.stderr.strip()}")
         addr = IPv4Interface(f"{self.subnet}.{host}/24")
         addr6 = IPv6Interface(f"{self.subnet6}::{host}/64")
         ip("-n", ns, "addr", "add", str(addr), "dev", "eth0")
