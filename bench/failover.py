@@ -15,68 +15,27 @@ Needs root (namespaces) and keepalived.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cloudvip.lab.daemons import VIP, Daemon, instance_block, vrrp_conf  # noqa: E402
+from cloudvip.lab.probe import Probe  # noqa: E402
+
+from common import cpu_ticks, rss_kb, stats  # noqa: E402
 from cloudvip.lab.topology import Node, Topology  # noqa: E402
 from cloudvip.state_machine import master_down_interval, skew_time  # noqa: E402
 
 WIRES = {"v2 advert_int 1": dict(version=2, advert=1.0), "v3 advert_int 0.1": dict(version=3, advert=0.1)}
 KINDS = ("keepalived", "cloudvip")
-
-
-@dataclass
-class Probe:
-    topo: Topology
-    node: Node
-    events: list[dict] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.proc = subprocess.Popen(self.topo.exec_args(self.node, sys.executable, str(ROOT / "bench/probe.py")),
-                                     stdout=subprocess.PIPE, text=True)
-        self.lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.wait(lambda e: e["ev"] == "ready", 0, 10):
-            raise RuntimeError("probe did not start")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self.lock:
-                self.events.append(json.loads(line))
-
-    def wait(self, match, since: float, timeout: float) -> dict | None:  # type: ignore[no-untyped-def]
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                for e in reversed(self.events):
-                    if e["t"] < since:
-                        break
-                    if match(e):
-                        return e
-            time.sleep(0.001)
-        return None
-
-    def last(self, match, before: float) -> dict | None:  # type: ignore[no-untyped-def]
-        with self.lock:
-            return next((e for e in reversed(self.events) if e["t"] < before and match(e)), None)
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
 
 
 def stable_master(topo: Topology, master: Daemon, backup: Daemon, timeout: float) -> None:
@@ -126,35 +85,6 @@ def failover_runs(topo: Topology, work: Path, kind: str, wire: dict, sig: str, r
     return times
 
 
-def stats(values: list[float]) -> tuple[float, float, float]:
-    ms = sorted(v * 1000 for v in values)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return ms[0], statistics.median(ms), p95
-
-
-def cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError):
-            pass
-    return total
-
-
-def rss_kb(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
 def idle(topo: Topology, work: Path, kind: str, count: int, seconds: float) -> dict[str, tuple[float, float]]:
     n1, n2 = topo.nodes
 
@@ -201,6 +131,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/failover.py needs root (network namespaces)", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up namespaces on kill
     version = subprocess.run(["keepalived", "--version"], capture_output=True, text=True)
     print(f"keepalived: {(version.stdout + version.stderr).splitlines()[0]}; cloudvip: {sys.executable}")
     with tempfile.TemporaryDirectory(prefix="cloudvip-bench-") as tmp, Topology("cvbench", 2) as topo:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from cloudvip.lab.daemons import VIP, Daemon, instance_block
+from cloudvip.lab.probe import Probe
+from cloudvip.state_machine import master_down_interval
 
 from .conftest import Cluster, needs_keepalived, needs_root
 
@@ -147,50 +149,128 @@ def test_weight_zero_failure_is_fault_with_skew_time_handover(cluster: Cluster, 
     assert not a.has_vip()
 
 
-def test_tutorial_killall_check_with_real_haproxy(cluster: Cluster, tmp_path: Path) -> None:
+HAPROXY_CFG = """global
+    stats socket {sock} mode 600 level admin
+defaults
+    mode tcp
+    timeout connect 200ms
+    timeout client 1s
+    timeout server 1s
+frontend fe_web
+    bind 127.0.0.1:18080
+    default_backend be_web
+backend be_web
+    server s1 127.0.0.1:18081
+"""
+CHECKS = {"killall": 'script "/usr/bin/killall -0 haproxy"',
+          "native": "haproxy_socket {sock}\n    haproxy_frontend fe_web"}
+
+
+class Haproxy:
+    """The real HAProxy (Debian's), in a node's namespace, with a stats socket."""
+
+    def __init__(self, cluster: Cluster, node_index: int, tmp: Path) -> None:
+        self.cluster, self.node = cluster, cluster.topo.nodes[node_index]
+        self.sock = tmp / "admin.sock"
+        self.cfg = tmp / "haproxy.cfg"
+        self.cfg.write_text(HAPROXY_CFG.format(sock=self.sock))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.sock.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(self.cluster.topo.exec_args(self.node, "haproxy", "-db", "-f", str(self.cfg)),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert self.cluster.topo.wait_for(self.sock.exists, 5), "haproxy did not start"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+
+
+@pytest.mark.parametrize("preempt", [True, False], ids=["preempt", "nopreempt"])
+@pytest.mark.parametrize("check", ["killall", "native"])
+def test_stopping_haproxy_moves_the_vip(cluster: Cluster, tmp_path: Path, check: str, preempt: bool) -> None:
     if shutil.which("haproxy") is None or shutil.which("killall") is None:
         pytest.skip("haproxy/killall not installed")
-    cfg = executable(tmp_path / "h.cfg", "")
-    cfg.write_text("global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 1s\n"
-                   "    timeout client 1s\n    timeout server 1s\nlisten l\n    bind 127.0.0.1:18080\n")
-    node = cluster.topo.nodes[0]
-    hap = subprocess.Popen(cluster.topo.exec_args(node, "haproxy", "-db", "-f", str(cfg)),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hap = Haproxy(cluster, 0, tmp_path)
+    hap.start()
     try:
+        interval, fall = 0.2, 2
+        # a backup with nopreempt never takes over from a weakened master: there the check
+        # must put the master in FAULT (weight 0), which makes it resign
+        weight = -50 if preempt else 0
+        node = cluster.topo.nodes[0]
+        track = "    track_script {\n        chk\n    }\n"
+        conf = (f"global_defs {{\n    router_id a\n    script_user root\n}}\n\n"
+                f"vrrp_script chk {{\n    {CHECKS[check].format(sock=hap.sock)}\n    interval {interval}\n"
+                f"    weight {weight}\n    fall {fall}\n    rise 1\n}}\n\n"
+                + instance_block(node, [cluster.topo.nodes[1]], priority=100, extra=track, nopreempt=not preempt,
+                                 **FAST))
+        a = Daemon(cluster.topo, node, "cloudvip", conf, tmp_path).start()
+        cluster.daemons.append(a)
+        assert cluster.wait_holder(a, 5), cluster.logs()  # a first: with nopreempt, b must join as backup
+        b = cluster.daemon(1, "cloudvip", priority=90, nopreempt=not preempt, **FAST).start()
         time.sleep(0.5)
-        a, b = _script_pair(cluster, tmp_path, 'script "/usr/bin/killall -0 haproxy"', -50, ("cloudvip", "cloudvip"))
-        hap.kill()
-        hap.wait()
-        assert cluster.wait_holder(b, 5), cluster.logs()
+        assert cluster.holders() == [a], cluster.logs()
+        stopped = time.monotonic()
+        hap.stop()
+        moved = cluster.wait_holder(b, 5)
+        assert moved is not None, cluster.logs()
+        # interval x fall to notice, then the backup waits out its Master_Down_Interval
+        bound = interval * fall + master_down_interval(3, 90, 10) + interval
+        assert moved - stopped <= bound + 0.3, (moved - stopped, bound)
+        hap.start()
+        if preempt:
+            assert cluster.wait_holder(a, 5), cluster.logs()
+        else:
+            time.sleep(2)
+            assert cluster.holders() == [b], cluster.logs()
     finally:
-        hap.kill()
+        hap.stop()
 
 
-def test_native_haproxy_check_follows_backend_servers(cluster: Cluster, tmp_path: Path) -> None:
+def test_native_check_follows_backend_servers(cluster: Cluster, tmp_path: Path) -> None:
     if shutil.which("haproxy") is None:
         pytest.skip("haproxy not installed")
-    sock = tmp_path / "admin.sock"
-    cfg = tmp_path / "h.cfg"
-    cfg.write_text(f"global\n    stats socket {sock} mode 600 level admin\ndefaults\n    mode tcp\n"
-                   "    timeout connect 200ms\n    timeout client 1s\n    timeout server 1s\n"
-                   "backend be_web\n    server s1 127.0.0.1:18081 check inter 100ms fall 1 rise 1\n"
-                   "frontend fe_web\n    bind 127.0.0.1:18080\n    default_backend be_web\n")
+    hap = Haproxy(cluster, 0, tmp_path)
+    hap.cfg.write_text(HAPROXY_CFG.format(sock=hap.sock).replace("server s1 127.0.0.1:18081",
+                                                                  "server s1 127.0.0.1:18081 check inter 100ms fall 1"))
     node = cluster.topo.nodes[0]
     server = subprocess.Popen(cluster.topo.exec_args(node, "python3", "-m", "http.server", "--bind", "127.0.0.1",
                                                      "18081"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    hap = subprocess.Popen(cluster.topo.exec_args(node, "haproxy", "-db", "-f", str(cfg)),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert cluster.topo.wait_for(sock.exists, 5)
         time.sleep(0.5)
-        a, b = _script_pair(cluster, tmp_path, f"haproxy_socket {sock}\n    haproxy_backend be_web", -50,
+        hap.start()
+        time.sleep(0.5)
+        a, b = _script_pair(cluster, tmp_path, f"haproxy_socket {hap.sock}\n    haproxy_backend be_web", -50,
                             ("cloudvip", "cloudvip"))
-        server.kill()  # the only server goes DOWN in HAProxy: the check fails without any subprocess
+        server.kill()  # the only server goes DOWN in HAProxy: the check fails, no subprocess involved
         assert cluster.wait_holder(b, 5), cluster.logs()
         assert "backend be_web: 0 of 1 servers UP" in a.log
     finally:
         server.kill()
-        hap.kill()
+        hap.stop()
+
+
+def test_hung_script_is_killed_and_adverts_keep_their_schedule(cluster: Cluster, tmp_path: Path) -> None:
+    hang = executable(tmp_path / "hang.sh", "sleep 30\n")
+    a, b = _script_pair(cluster, tmp_path, f'script "{hang}"\n    timeout 0.5', -10, ("cloudvip", "cloudvip"))
+    probe = Probe(cluster.topo, cluster.topo.nodes[1])
+    try:
+        start = time.monotonic()
+        time.sleep(3)  # scripts started every 0.2 s, each hanging until killed at 0.5 s
+        times = probe.adverts(str(cluster.topo.nodes[0].ip), start, time.monotonic())
+    finally:
+        probe.close()
+    gaps = [(t2 - t1) * 1000 for t1, t2 in zip(times, times[1:], strict=False)]
+    jitter = max(abs(g - 100) for g in gaps)
+    print(f"adverts while scripts hang: {len(times)} in 3 s, gap {min(gaps):.1f}..{max(gaps):.1f} ms, "
+          f"max jitter {jitter:.1f} ms")
+    assert len(times) >= 28 and jitter < 30
+    assert "timed out after 0.5 s, killed" in a.log
+    assert cluster.holders() == [a]  # 100 - 10 = 90, equal to b's: a backup never preempts an equal master
 
 
 def test_track_file_weight(cluster: Cluster, tmp_path: Path) -> None:
@@ -237,3 +317,22 @@ def test_sync_group_member_fault_moves_the_whole_group(cluster: Cluster, tmp_pat
     assert cluster.topo.wait_for(lambda: all(a.has_vip(v) for v in both), 5), cluster.logs()
     flag.unlink()  # only VI_2 tracks the check, but VI_1 must follow it
     assert cluster.topo.wait_for(lambda: all(b.has_vip(v) and not a.has_vip(v) for v in both), 5), cluster.logs()
+
+
+def test_track_interface_with_weight_lowers_priority_without_fault(cluster: Cluster, tmp_path: Path) -> None:
+    node = cluster.topo.nodes[0]
+    for args in (["link", "add", "t0", "type", "veth", "peer", "name", "t1"], ["link", "set", "t0", "up"],
+                 ["link", "set", "t1", "up"]):
+        subprocess.run(["ip", "-n", node.name, *args], check=True)
+    track = "    track_interface {\n        t0 weight -50\n    }\n"
+    a = Daemon(cluster.topo, node, "cloudvip",
+               "global_defs {\n    router_id a\n}\n\n" +
+               instance_block(node, [cluster.topo.nodes[1]], priority=100, extra=track, **FAST), tmp_path).start()
+    cluster.daemons.append(a)
+    b = cluster.daemon(1, "cloudvip", priority=90, **FAST).start()
+    assert cluster.wait_holder(a, 5), cluster.logs()
+    subprocess.run(["ip", "-n", node.name, "link", "set", "t1", "down"], check=True)  # t0 loses its carrier
+    assert cluster.wait_holder(b, 5), cluster.logs()
+    assert "FAULT" not in a.log  # a weighted interface only lowers the priority
+    subprocess.run(["ip", "-n", node.name, "link", "set", "t1", "up"], check=True)
+    assert cluster.wait_holder(a, 5), cluster.logs()
