@@ -215,5 +215,9 @@ class Agent:
                     await self._add_instance(inst)
                 except StartupError as exc:
                     log.error("reload: %s", exc)
+        for key, ch in list(self.channels.items()):  # sockets no instance uses any more
+            if not ch.handlers:
+                ch.close()
+                del self.channels[key]
         log.info("reload done: %d kept, %d restarted or removed, %d started", kept, len(gone),
                  len(self.instances) - kept)

@@ -78,3 +78,16 @@ def test_config_reload_keeps_an_unchanged_master(cluster: Cluster) -> None:
     time.sleep(4)  # longer than any Master_Down_Interval
     assert cluster.holders() == [a[0]]
     assert a[0].log.count(" -> ") == 2  # INIT -> BACKUP -> MASTER, nothing since
+
+    good = a[0].conf.read_text()
+    a[0].conf.write_text(good + "vrrp_instance VI_2 {\n    interface eth0\n    virtual_router_id 52\n"
+                         "    priority 100\n    virtual_ipaddress {\n        198.51.100.101/24\n    }\n}\n")
+    a[0].proc.send_signal(signal.SIGHUP)
+    assert cluster.topo.wait_for(lambda: "reload done: 1 kept, 0 restarted or removed, 1 started" in a[0].log, 5)
+    assert cluster.topo.wait_for(lambda: a[0].has_vip("198.51.100.101"), 6), a[0].log  # VI_2 (multicast) runs
+    assert cluster.holders() == [a[0]] and a[0].log.count("VI_1: ") == 2
+
+    a[0].conf.write_text(good.replace("priority 150", "priority 999"))
+    a[0].proc.send_signal(signal.SIGHUP)
+    assert cluster.topo.wait_for(lambda: "reload aborted: keeping the running configuration" in a[0].log, 5)
+    assert a[0].alive and cluster.holders() == [a[0]]
