@@ -62,6 +62,8 @@ class ProviderContext:
 
 class Provider(abc.ABC):
     name: ClassVar[str]
+    #: seconds between ownership checks while holding the VIP (None: nothing to reconcile)
+    reconcile_interval: float | None = None
 
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx

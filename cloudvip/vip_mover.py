@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
-from .provider import Provider, ProviderError
+from .provider import Holder, Provider, ProviderError
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -30,6 +30,9 @@ class MoverStats:
     errors: Counter[str] = field(default_factory=Counter)
     last_error: str = ""
     last_duration: float = 0.0
+    last_reconcile: float = 0.0  # monotonic time of the last ownership check
+    split_brain: int = 0  # checks that found a peer holding the VIP we hold
+    reasserts: int = 0
 
 
 class VipMover:
@@ -44,11 +47,15 @@ class VipMover:
         self._settled = asyncio.Event()
         self._announce = False
         self._task: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start, and first make sure we hold nothing: a crashed agent may have left its
         addresses behind (keepalived likewise removes its VIPs at startup)."""
         self._task = asyncio.create_task(self._run(), name=f"mover-{self.name}")
+        if self.provider.reconcile_interval:
+            self._reconciler = asyncio.create_task(self._reconcile(self.provider.reconcile_interval),
+                                                   name=f"reconcile-{self.name}")
         self.want(False)
 
     def want(self, hold: bool) -> None:
@@ -72,9 +79,40 @@ class VipMover:
         return True
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._reconciler):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _reconcile(self, interval: float) -> None:
+        """While holding, check ownership in the cloud. Pointing to nobody: re-assert (a lost
+        call heals itself). Pointing to someone else: a split brain or a change behind our
+        back; the last claim stands, we report it and do not fight over it (the VRRP election
+        settles it, and a master that hears a lower priority re-asserts through announce())."""
+        while True:
+            await asyncio.sleep(interval)
+            if not (self.desired and self.actual):
+                continue
+            self.stats.last_reconcile = time.monotonic()
+            try:
+                info = await self.provider.holder()
+            except Exception as exc:
+                self.stats.errors["holder"] += 1
+                self.stats.last_error = f"holder: {exc}"
+                self.log.warning("%s: ownership check failed: %s", self.name, exc)
+                continue
+            if not (self.desired and self.actual):
+                continue
+            if info.holder is Holder.NOBODY:
+                self.stats.reasserts += 1
+                self.log.warning("%s: the VIP points to nobody in the cloud: re-asserting", self.name)
+                self.actual = None
+                self._settled.clear()
+                self._wake.set()
+            elif info.holder is Holder.OTHER:
+                self.stats.split_brain += 1
+                self.log.warning("%s: split brain? we are master but the cloud points to %s; not re-taking "
+                                 "(the last claim stands)", self.name, info.detail or "another node")
 
     async def _run(self) -> None:
         while True:

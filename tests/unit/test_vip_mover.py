@@ -42,7 +42,9 @@ class FakeProvider(Provider):
         await self._op("announce")
 
     async def holder(self) -> HolderInfo:
-        return HolderInfo(Holder.UNKNOWN)
+        return self.cloud
+
+    cloud = HolderInfo(Holder.UNKNOWN)
 
 
 def mover(provider: FakeProvider) -> VipMover:
@@ -175,3 +177,48 @@ def test_settle_is_immediate_when_nothing_to_do(hold: bool) -> None:
         await m.stop()
         return result
     assert run(go())
+
+
+def test_reconcile_reasserts_when_the_vip_points_to_nobody() -> None:
+    async def go() -> tuple[list[str], VipMover]:
+        p = FakeProvider()
+        p.reconcile_interval = 0.05
+        p.cloud = HolderInfo(Holder.SELF)
+        m = mover(p)
+        m.want(True)
+        await m.settle(1)
+        p.cloud = HolderInfo(Holder.NOBODY)  # the assignment was lost behind our back
+        await asyncio.sleep(0.08)
+        p.cloud = HolderInfo(Holder.SELF)  # the re-take fixed it
+        await asyncio.sleep(0.2)
+        await m.stop()
+        return p.calls, m
+    calls, m = run(go())
+    assert calls == ["take", "take"] and m.stats.reasserts == 1 and m.actual is True
+
+
+def test_reconcile_reports_but_never_fights_a_peer_holding_the_vip() -> None:
+    async def go() -> tuple[list[str], VipMover]:
+        p = FakeProvider()
+        p.reconcile_interval = 0.05
+        m = mover(p)
+        m.want(True)
+        await m.settle(1)
+        p.cloud = HolderInfo(Holder.OTHER, "eni-peer")
+        await asyncio.sleep(0.3)
+        await m.stop()
+        return p.calls, m
+    calls, m = run(go())
+    assert calls == ["take"] and m.stats.split_brain >= 3  # reported every check, no API write
+
+
+def test_reconcile_is_idle_while_not_holding() -> None:
+    async def go() -> int:
+        p = FakeProvider()
+        p.reconcile_interval = 0.02
+        p.cloud = HolderInfo(Holder.NOBODY)
+        m = mover(p)
+        await asyncio.sleep(0.15)
+        await m.stop()
+        return m.stats.reasserts
+    assert run(go()) == 0

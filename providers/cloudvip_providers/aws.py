@@ -1,0 +1,209 @@
+"""AWS: move the VIP through the EC2 API (boto3, imported only when this provider is used).
+
+Modes: `secondary_ip` (AssignPrivateIpAddresses with AllowReassignment, then the address on the
+host), `elastic_ip` (AssociateAddress with AllowReassociation), `route_table` (ReplaceRoute, or
+CreateRoute when missing, of VIP/32 to our ENI). Every move reads who holds the VIP first, acts
+only if it is not us, and verifies afterwards. Release never touches the cloud: a backup never
+un-assigns the VIP from someone else; it only removes its own host address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from cloudvip.config.diagnostics import Diagnostics
+from cloudvip.config.model import VrrpInstance
+from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext, ProviderError
+
+from . import aws_settings
+from .aws_imds import Imds, ImdsError
+from .linux import LinuxProvider
+
+RETRYABLE_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "InternalError", "InternalFailure",
+                   "ServiceUnavailable", "Unavailable", "RequestTimeout", "RequestExpired"}
+
+
+def classify(exc: Exception) -> ProviderError:
+    """Map a botocore exception to a ProviderError, retryable for throttling, 5xx and network."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        retryable = code in RETRYABLE_CODES or status >= 500 or status == 429
+        return ProviderError(f"{code or status}: {err.get('Message', exc)}", retryable=retryable)
+    if isinstance(exc, BotoCoreError):
+        return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)
+    return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    instance_id: str
+    eni: str
+    region: str
+
+
+class AwsProvider(Provider):
+    name = "aws"
+
+    @classmethod
+    def check_config(cls, instance: VrrpInstance, diags: Diagnostics) -> None:
+        assert instance.cloud is not None
+        aws_settings.parse(instance.cloud, instance, diags)
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        super().__init__(ctx)
+        diags = Diagnostics()
+        assert ctx.instance.cloud is not None
+        settings = aws_settings.parse(ctx.instance.cloud, ctx.instance, diags)
+        if settings is None:
+            raise ProviderError("; ".join(str(d) for d in diags.errors), retryable=False)
+        self.settings = settings
+        self.reconcile_interval = settings.reconcile_interval
+        self.host_side = LinuxProvider(ctx)  # the OS must carry a secondary IP or overlay IP too
+        self.target: Target | None = None
+        self._ec2: Any = None
+
+    # ---------- start: discovery and client ----------
+    async def start(self) -> None:
+        s = self.settings
+        if s.mode != "elastic_ip":
+            await self.host_side.start()
+        instance_id, eni, region = s.instance_id, s.eni, s.region
+        if not (instance_id and eni and region):
+            link = await self.ctx.host.link(self.ctx.instance.interface)
+            imds = Imds(s.imds_endpoint, v1_fallback=s.imds_v1_fallback)
+            try:
+                ident = await asyncio.to_thread(imds.identity, link.mac)
+            except ImdsError as exc:
+                raise ProviderError(f"instance metadata: {exc} (set instance_id, eni and region in the cloud "
+                                    "block to run without IMDS)", retryable=False) from None
+            instance_id, eni, region = instance_id or ident.instance_id, eni or ident.eni, region or ident.region
+        self.target = Target(instance_id, eni, region)
+        self._ec2 = await asyncio.to_thread(self._client, region)  # pay import and credential costs now
+        if s.mode == "route_table":
+            await self._warn_source_dest_check()
+        self.ctx.log.info("%s: aws %s on instance %s, ENI %s, region %s", self.ctx.instance.name, s.mode,
+                          instance_id, eni, region)
+
+    def _client(self, region: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+        client = boto3.client("ec2", region_name=region, endpoint_url=self.settings.endpoint, config=cfg)
+        client.meta.events  # noqa: B018 - force the service model to load here, not on the first move
+        return client
+
+    async def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await asyncio.to_thread(getattr(self._ec2, op), **kwargs)
+        except Exception as exc:
+            raise classify(exc) from None
+        return result
+
+    async def _warn_source_dest_check(self) -> None:
+        assert self.target is not None
+        try:
+            enis = await self._call("describe_network_interfaces", NetworkInterfaceIds=[self.target.eni])
+        except ProviderError as exc:
+            self.ctx.log.warning("%s: cannot read source/destination check: %s", self.ctx.instance.name, exc)
+            return
+        for ni in enis.get("NetworkInterfaces", []):
+            if ni.get("SourceDestCheck", False):
+                self.ctx.log.warning("%s: source/destination check is on for %s: traffic routed to the VIP will "
+                                     "be dropped; turn it off", self.ctx.instance.name, self.target.eni)
+
+    @property
+    def vips(self) -> list[str]:
+        return [str(v.address) for v in self.ctx.instance.vips if v.address.version == 4]
+
+    # ---------- who holds it ----------
+    async def holder(self) -> HolderInfo:
+        assert self.target is not None
+        holders = await self._holders()
+        if holders and all(h == self.target.eni for h in holders):
+            return HolderInfo(Holder.SELF, self.target.eni)
+        others = sorted({h for h in holders if h and h != self.target.eni})
+        if others:
+            return HolderInfo(Holder.OTHER, ", ".join(others))
+        return HolderInfo(Holder.NOBODY)
+
+    async def _holders(self) -> list[str]:
+        """The ENI each VIP (or the Elastic IP) points to; '' where it points nowhere."""
+        s = self.settings
+        if s.mode == "secondary_ip":
+            out = []
+            for vip in self.vips:
+                found = await self._call("describe_network_interfaces", Filters=[
+                    {"Name": "addresses.private-ip-address", "Values": [vip]}])
+                enis = [ni["NetworkInterfaceId"] for ni in found.get("NetworkInterfaces", [])]
+                out.append(enis[0] if len(enis) == 1 else ("" if not enis else ",".join(sorted(enis))))
+            return out
+        if s.mode == "elastic_ip":
+            found = await self._call("describe_addresses", AllocationIds=[s.allocation_id])
+            addrs = found.get("Addresses", [])
+            return [str(addrs[0].get("NetworkInterfaceId", "")) if addrs else ""]
+        tables = await self._call("describe_route_tables", RouteTableIds=list(s.route_tables))
+        out = []
+        for table in tables.get("RouteTables", []):
+            for vip in self.vips:
+                route = next((r for r in table.get("Routes", []) if r.get("DestinationCidrBlock") == f"{vip}/32"), None)
+                out.append(str(route.get("NetworkInterfaceId", "")) if route else "")
+        return out
+
+    # ---------- moves ----------
+    async def take(self) -> None:
+        assert self.target is not None
+        current = await self.holder()
+        if current.holder is not Holder.SELF:
+            await self._assert_ownership()
+            verified = await self.holder()
+            if verified.holder is not Holder.SELF:
+                raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
+            self.ctx.log.info("%s: aws %s now points to %s (was %s)", self.ctx.instance.name, self.settings.mode,
+                              self.target.eni, current.detail or "nobody")
+        if self.settings.mode != "elastic_ip":
+            await self.host_side.take()
+
+    async def _assert_ownership(self) -> None:
+        assert self.target is not None
+        s, eni = self.settings, self.target.eni
+        if s.mode == "secondary_ip":
+            await self._call("assign_private_ip_addresses", NetworkInterfaceId=eni, PrivateIpAddresses=self.vips,
+                             AllowReassignment=True)
+        elif s.mode == "elastic_ip":
+            kwargs: dict[str, Any] = {"AllocationId": s.allocation_id, "NetworkInterfaceId": eni,
+                                      "AllowReassociation": True}
+            if s.private_ip is not None:
+                kwargs["PrivateIpAddress"] = str(s.private_ip)
+            await self._call("associate_address", **kwargs)
+        else:
+            tables = await self._call("describe_route_tables", RouteTableIds=list(s.route_tables))
+            for table in tables.get("RouteTables", []):
+                present = {r.get("DestinationCidrBlock"): r.get("NetworkInterfaceId") for r in table.get("Routes", [])}
+                for vip in self.vips:
+                    dest = f"{vip}/32"
+                    if present.get(dest) == eni:
+                        continue  # this table already points to us: no write
+                    op = "replace_route" if dest in present else "create_route"
+                    await self._call(op, RouteTableId=table["RouteTableId"], DestinationCidrBlock=dest,
+                                     NetworkInterfaceId=eni)
+
+    async def announce(self) -> None:
+        """A master that hears a lower priority may have lost the VIP to that node during a
+        partition (keepalived's notify_master_rx_lower_pri case): take it back if so."""
+        if (await self.holder()).holder is not Holder.SELF:
+            self.ctx.log.warning("%s: a lower-priority master held the VIP: re-asserting", self.ctx.instance.name)
+            await self.take()
+
+    async def release(self) -> None:
+        if self.settings.mode != "elastic_ip":
+            await self.host_side.release()
+
+    async def close(self) -> None:
+        await self.host_side.close()

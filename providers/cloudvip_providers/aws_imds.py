@@ -1,0 +1,67 @@
+"""EC2 instance metadata, IMDSv2 (token first, short timeouts); IMDSv1 only if configured.
+
+Honours AWS_EC2_METADATA_SERVICE_ENDPOINT as botocore does, so tests point it at a local
+fake; nothing here ever falls back to 169.254.169.254 when an endpoint is given.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+DEFAULT_ENDPOINT = "http://169.254.169.254"
+TOKEN_TTL = 21600
+
+
+class ImdsError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    instance_id: str
+    region: str
+    eni: str
+    mac: str
+
+
+class Imds:
+    def __init__(self, endpoint: str | None = None, timeout: float = 1.0, v1_fallback: bool = False) -> None:
+        self.endpoint = (endpoint or os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+                         or DEFAULT_ENDPOINT).rstrip("/")
+        self.timeout, self.v1_fallback = timeout, v1_fallback
+        self._token: str | None = None
+
+    def _request(self, method: str, path: str, headers: dict[str, str]) -> str:
+        req = urllib.request.Request(f"{self.endpoint}/latest/{path}", method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - fixed scheme
+                return str(resp.read().decode())
+        except urllib.error.HTTPError as exc:
+            raise ImdsError(f"IMDS {method} {path}: HTTP {exc.code}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ImdsError(f"IMDS {method} {path}: {getattr(exc, 'reason', exc)}") from None
+
+    def token(self) -> str | None:
+        if self._token is None:
+            try:
+                self._token = self._request("PUT", "api/token",
+                                            {"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL)})
+            except ImdsError:
+                if not self.v1_fallback:
+                    raise
+                return None  # IMDSv1: no token header
+        return self._token
+
+    def get(self, path: str) -> str:
+        token = self.token()
+        headers = {"X-aws-ec2-metadata-token": token} if token else {}
+        return self._request("GET", f"meta-data/{path}", headers).strip()
+
+    def identity(self, mac: str | None = None) -> Identity:
+        """Instance id, region and the ENI of `mac` (default: the instance's primary MAC)."""
+        mac = (mac or self.get("mac")).lower()
+        return Identity(instance_id=self.get("instance-id"), region=self.get("placement/region"),
+                        eni=self.get(f"network/interfaces/macs/{mac}/interface-id"), mac=mac)

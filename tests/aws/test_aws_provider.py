@@ -1,0 +1,197 @@
+"""The aws provider against emulated EC2: who holds the VIP, exactly-once verified moves,
+error classification. (The host side is a recording fake here; the namespace tests run it for real.)"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from cloudvip.config import loads
+from cloudvip.config.diagnostics import Diagnostics
+from cloudvip.hostnet import Link
+from cloudvip.provider import Holder, ProviderContext, ProviderError, check_providers
+from cloudvip_providers.aws import AwsProvider, classify
+from cloudvip_providers.aws_settings import parse
+
+from .conftest import REGION, Ec2World
+
+VIP = "10.0.1.100"
+
+
+class FakeHost:
+    """Records what the provider does on the host."""
+
+    def __init__(self) -> None:
+        self.addresses: set[str] = set()
+
+    async def link(self, name: str) -> Link:
+        return Link(name, 2, "02:00:00:00:00:01", True)
+
+    async def add_address(self, ifindex: int, vip: Any) -> bool:
+        self.addresses.add(str(vip.address))
+        return True
+
+    async def remove_address(self, ifindex: int, vip: Any) -> bool:
+        self.addresses.discard(str(vip.address))
+        return True
+
+    async def has_address(self, ifindex: int, address: Any) -> bool:
+        return str(address) in self.addresses
+
+
+def conf(cloud: str) -> str:
+    return f"""vrrp_instance VI_1 {{
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+    cloud aws {{
+{cloud}
+    }}
+}}
+"""
+
+
+def provider(ec2: Ec2World, index: int) -> tuple[AwsProvider, FakeHost]:
+    cloud = (f"        mode secondary_ip\n        instance_id {ec2.instances[index]}\n        eni {ec2.enis[index]}\n"
+             f"        region {REGION}\n        endpoint {ec2.endpoint}")
+    inst = loads(conf(cloud)).instances[0]
+    host = FakeHost()
+    p = AwsProvider(ProviderContext(inst, loads(conf(cloud)).global_defs, host,  # type: ignore[arg-type]
+                                    logging.getLogger("test")))
+    p.host_side._announcers = {}  # no raw frames from a unit test
+    return p, host
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_take_moves_the_vip_between_enis_and_verifies(ec2: Ec2World) -> None:
+    a, host_a = provider(ec2, 0)
+    b, host_b = provider(ec2, 1)
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        assert (await a.holder()).holder is Holder.NOBODY
+        await a.take()
+        assert (await a.holder()).holder is Holder.SELF
+        assert (await b.holder()).holder is Holder.OTHER
+        await b.take()  # the failover: one call takes it from a's ENI
+        assert (await b.holder()).holder is Holder.SELF
+        assert (await a.holder()).holder is Holder.OTHER
+        await a.release()  # a backup only drops its host address, never touches the cloud
+        assert (await b.holder()).holder is Holder.SELF
+
+    run(go())
+    assert host_b.addresses == {VIP} and host_a.addresses == set()
+
+
+def test_take_when_already_holding_makes_no_api_write(ec2: Ec2World) -> None:
+    a, _ = provider(ec2, 0)
+    calls: list[str] = []
+
+    async def go() -> None:
+        await a.start()
+        await a.take()
+        original = a._call
+
+        async def counting(op: str, **kw: Any) -> Any:
+            calls.append(op)
+            return await original(op, **kw)
+        a._call = counting  # type: ignore[method-assign]
+        await a.take()
+
+    run(go())
+    assert calls == ["describe_network_interfaces"]
+
+
+def test_errors_are_classified() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    def client_error(code: str, status: int) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                           "AssignPrivateIpAddresses")
+
+    assert classify(client_error("RequestLimitExceeded", 503)).retryable
+    assert classify(client_error("InternalError", 500)).retryable
+    assert classify(EndpointConnectionError(endpoint_url="http://x")).retryable
+    assert not classify(client_error("UnauthorizedOperation", 403)).retryable
+    assert not classify(client_error("InvalidNetworkInterfaceID.NotFound", 400)).retryable
+
+
+@pytest.mark.parametrize("cloud,message", [
+    ("mode teleport", "k.conf:8: cloud aws: mode 'teleport' is not valid"),
+    ("mode elastic_ip", "k.conf:7: cloud aws: mode elastic_ip needs allocation_id"),
+    ("mode route_table\n route_tables rtb-x", "route_tables rtb-x not valid"),
+    ("mode secondary_ip\n eni i-123", "cloud aws: eni 'i-123' is not valid"),
+    ("mode secondary_ip\n reconcile_interval 0", "reconcile_interval '0' is not valid"),
+    ("", "k.conf:7: cloud aws needs a mode"),
+])
+def test_cloud_block_errors(cloud: str, message: str) -> None:
+    inst = loads(conf(cloud), "k.conf").instances[0]
+    diags = Diagnostics()
+    assert inst.cloud is not None
+    assert parse(inst.cloud, inst, diags) is None
+    assert any(str(d).startswith(message) or message in str(d) for d in diags.errors), diags.items
+    assert any(message in str(d) for d in check_providers((inst,)))
+
+
+def test_missing_identity_without_imds_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    inst = loads(conf("        mode secondary_ip")).instances[0]
+    p = AwsProvider(ProviderContext(inst, loads(conf("        mode secondary_ip")).global_defs,
+                                    FakeHost(), logging.getLogger("t")))  # type: ignore[arg-type]
+    with pytest.raises(ProviderError, match="instance metadata"):
+        run(p.start())
+
+
+def mode_provider(ec2: Ec2World, index: int, extra: str) -> AwsProvider:
+    cloud = (f"        instance_id {ec2.instances[index]}\n        eni {ec2.enis[index]}\n"
+             f"        region {REGION}\n        endpoint {ec2.endpoint}\n{extra}")
+    cfg = loads(conf(cloud))
+    p = AwsProvider(ProviderContext(cfg.instances[0], cfg.global_defs, FakeHost(),  # type: ignore[arg-type]
+                                    logging.getLogger("test")))
+    p.host_side._announcers = {}
+    return p
+
+
+def test_elastic_ip_mode(ec2: Ec2World) -> None:
+    alloc = ec2.client.allocate_address(Domain="vpc")["AllocationId"]
+    a = mode_provider(ec2, 0, f"        mode elastic_ip\n        allocation_id {alloc}")
+    b = mode_provider(ec2, 1, f"        mode elastic_ip\n        allocation_id {alloc}")
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        assert (await a.holder()).holder is Holder.NOBODY
+        await a.take()
+        await b.take()
+        assert (await b.holder()).holder is Holder.SELF and (await a.holder()).holder is Holder.OTHER
+
+    run(go())
+    addr = ec2.client.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+    assert addr["NetworkInterfaceId"] == ec2.enis[1]
+
+
+def test_route_table_mode_replaces_or_creates_the_route(ec2: Ec2World) -> None:
+    vpc = ec2.client.describe_subnets(SubnetIds=[ec2.subnet])["Subnets"][0]["VpcId"]
+    rtb = ec2.client.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    a = mode_provider(ec2, 0, f"        mode route_table\n        route_tables {rtb}")
+    b = mode_provider(ec2, 1, f"        mode route_table\n        route_tables {rtb}")
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        await a.take()  # no route yet: CreateRoute
+        await b.take()  # ReplaceRoute
+        assert (await b.holder()).holder is Holder.SELF and (await a.holder()).holder is Holder.OTHER
+
+    run(go())
+    routes = ec2.client.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+    assert [r["NetworkInterfaceId"] for r in routes if r.get("DestinationCidrBlock") == f"{VIP}/32"] == [ec2.enis[1]]
