@@ -25,4 +25,5 @@ def setup(level: str = "info", json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    for noisy in ("pyroute2", "botocore", "boto3", "urllib3", "hcloud"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -94,7 +94,8 @@ class AwsProvider(Provider):
         import boto3
         from botocore.config import Config
 
-        cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+        # one attempt per call: retries are ours (tenacity, in the mover), so VRRP decides between them
+        cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
         client = boto3.client("ec2", region_name=region, endpoint_url=self.settings.endpoint, config=cfg)
         client.meta.events  # noqa: B018 - force the service model to load here, not on the first move
         return client

@@ -17,11 +17,30 @@ from __future__ import annotations
 from typing import Any
 
 _applied = False
+#: test-side fault injection: errors the next calls of an action get, e.g.
+#: FAULTS["AssignPrivateIpAddresses"] = [("RequestLimitExceeded", 503), ("InternalError", 500)]
+FAULTS: dict[str, list[tuple[str, int]]] = {}
 
 
 def _all_private_ips(eni: Any) -> list[str]:
     ips = [eni.private_ip_address] + [a["PrivateIpAddress"] for a in eni.private_ip_addresses]
     return list(dict.fromkeys(ip for ip in ips if ip))
+
+
+def _injected(code: str, status: int) -> Exception:
+    """An EC2 error response with any HTTP status (moto's own errors are all 400)."""
+    from werkzeug.exceptions import HTTPException
+
+    body = (f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>{code}</Code>"
+            f"<Message>injected by the test</Message></Error></Errors><RequestID>test</RequestID></Response>")
+
+    class Injected(HTTPException):
+        def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+            return [("Content-Type", "text/xml")]
+
+    exc = Injected(description=body)
+    exc.code = status
+    return exc
 
 
 def apply() -> None:
@@ -59,6 +78,10 @@ def apply() -> None:
 
     def assign_response(self: Any) -> Any:
         from moto.core.responses import ActionResult
+
+        pending = FAULTS.get("AssignPrivateIpAddresses")
+        if pending:
+            raise _injected(*pending.pop(0))
 
         eni = self.ec2_backend.assign_private_ip_addresses(
             self._get_param("NetworkInterfaceId"), self._get_param("PrivateIpAddresses", []),

@@ -1,0 +1,141 @@
+"""Local cloud services for agents in namespaces: each node namespace gets, on its own
+127.0.0.1, a forwarder to the EC2 emulator (moto, on the host's 127.0.0.1) and a fake
+IMDSv2 that tells that node who it is. Listening sockets are created inside the node's
+namespace by a thread that enters it (setns is per thread); everything else runs here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def listen_in_netns(ns: str, port: int) -> socket.socket:
+    """A TCP socket listening on 127.0.0.1:port inside namespace `ns`."""
+    out: dict[str, Any] = {}
+
+    def enter_and_bind() -> None:
+        try:
+            fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns {ns}")
+            finally:
+                os.close(fd)
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            s.listen(64)
+            out["sock"] = s
+        except Exception as exc:  # reported to the caller
+            out["error"] = exc
+
+    t = threading.Thread(target=enter_and_bind)  # this thread ends in the namespace and dies there
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    sock: socket.socket = out["sock"]
+    return sock
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Forwarder:
+    """ns 127.0.0.1:port -> host 127.0.0.1:target_port"""
+
+    def __init__(self, ns: str, port: int, target_port: int) -> None:
+        self.sock = listen_in_netns(ns, port)
+        self.target_port = target_port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def imds_handler(identity: Callable[[], dict[str, str]]) -> type[BaseHTTPRequestHandler]:
+    """IMDSv2: PUT /latest/api/token, then GETs with the token; GETs without one get 401."""
+    tokens: set[str] = set()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, code: int, body: str = "") -> None:
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def do_PUT(self) -> None:  # noqa: N802
+            if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                token = os.urandom(16).hex()
+                tokens.add(token)
+                self._send(200, token)
+            else:
+                self._send(400)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.headers.get("X-aws-ec2-metadata-token") not in tokens:
+                self._send(401)
+                return
+            ident = identity()
+            paths = {"/latest/meta-data/instance-id": ident["instance_id"],
+                     "/latest/meta-data/mac": ident["mac"],
+                     "/latest/meta-data/placement/region": ident["region"],
+                     f"/latest/meta-data/network/interfaces/macs/{ident['mac']}/interface-id": ident["eni"],
+                     "/latest/dynamic/instance-identity/document": json.dumps(ident)}
+            if self.path in paths:
+                self._send(200, paths[self.path])
+            else:
+                self._send(404)
+
+    return Handler
+
+
+class FakeImds:
+    def __init__(self, ns: str, port: int, identity: dict[str, str]) -> None:
+        self.identity = identity
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), imds_handler(lambda: self.identity),
+                                          bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = listen_in_netns(ns, port)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,95 @@
+"""Two cloudvip agents in namespaces, each on its own emulated EC2 instance: the VIP follows the
+VRRP master in the (corrected) emulator. Each namespace reaches the emulator and its own fake
+IMDS on its own 127.0.0.1, so the agents discover who they are exactly as on EC2."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from cloudvip.lab.daemons import VIP, Daemon, instance_block
+from cloudvip.lab.topology import Topology
+
+from ..netns.conftest import needs_root
+from .conftest import REGION, Ec2World
+from .netns_services import FakeImds, Forwarder
+
+pytestmark = [needs_root, pytest.mark.netns]
+EC2_PORT, IMDS_PORT = 5000, 1338
+
+
+@pytest.fixture
+def world(ec2: Ec2World, moto_endpoint: str, tmp_path) -> Iterator[tuple[Topology, Ec2World, list]]:  # type: ignore[no-untyped-def]
+    topo = Topology("cvt", 2).create()
+    services: list = []
+    try:
+        port = int(moto_endpoint.rsplit(":", 1)[1])
+        for node, instance, eni in zip(topo.nodes, ec2.instances, ec2.enis, strict=True):
+            services.append(Forwarder(node.name, EC2_PORT, port))
+            services.append(FakeImds(node.name, IMDS_PORT, {"instance_id": instance, "mac": node.mac,
+                                                              "region": REGION, "eni": eni}))
+        yield topo, ec2, services
+    finally:
+        for s in services:
+            s.close()
+        topo.destroy()
+
+
+def vip_enis(ec2: Ec2World) -> list[str]:
+    found = ec2.client.describe_network_interfaces(
+        Filters=[{"Name": "addresses.private-ip-address", "Values": [VIP]}])["NetworkInterfaces"]
+    return [ni["NetworkInterfaceId"] for ni in found]
+
+
+def agent(topo: Topology, index: int, priority: int, tmp) -> Daemon:  # type: ignore[no-untyped-def]
+    node = topo.nodes[index]
+    cloud = (f"    cloud aws {{\n        mode secondary_ip\n        endpoint http://127.0.0.1:{EC2_PORT}\n"
+             f"        imds_endpoint http://127.0.0.1:{IMDS_PORT}\n        reconcile_interval 1\n    }}\n")
+    conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
+        node, [n for n in topo.nodes if n is not node], priority=priority, version=3, advert=0.1, extra=cloud)
+    return Daemon(topo, node, "cloudvip", conf, tmp).start()
+
+
+def test_the_vip_follows_the_master_in_ec2(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    topo, ec2, _ = world
+    a = agent(topo, 0, 100, tmp_path)
+    b = agent(topo, 1, 90, tmp_path)
+    try:
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[0]] and a.has_vip(), 10, 0.05), a.log + b.log
+        assert "aws secondary_ip on instance " + ec2.instances[0] in a.log  # discovered through IMDSv2
+        a.kill()
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[1]] and b.has_vip(), 10, 0.05), b.log
+
+        # behind the agent's back: the VIP is taken away to nobody -> reconciliation re-asserts
+        ec2.client.unassign_private_ip_addresses(NetworkInterfaceId=ec2.enis[1], PrivateIpAddresses=[VIP])
+        assert vip_enis(ec2) == []
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[1]], 5, 0.05), b.log
+        assert "points to nobody in the cloud: re-asserting" in b.log
+    finally:
+        for d in (a, b):
+            if d.alive:
+                d.kill()
+
+
+def test_throttling_and_5xx_are_retried_and_one_instance_ends_up_with_the_vip(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from .moto_fixes import FAULTS
+
+    topo, ec2, _ = world
+    a = agent(topo, 0, 100, tmp_path)
+    b = agent(topo, 1, 90, tmp_path)
+    try:
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[0]], 10, 0.05), a.log + b.log
+        FAULTS["AssignPrivateIpAddresses"] = [("RequestLimitExceeded", 503), ("InternalError", 500),
+                                              ("RequestLimitExceeded", 503)]
+        a.kill()
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[1]] and b.has_vip(), 15, 0.05), b.log
+        assert FAULTS["AssignPrivateIpAddresses"] == []
+        assert b.log.count("take failed (attempt") == 3, b.log
+        assert "RequestLimitExceeded" in b.log and "InternalError" in b.log
+    finally:
+        FAULTS.clear()
+        for d in (a, b):
+            if d.alive:
+                d.kill()
