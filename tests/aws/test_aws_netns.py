@@ -4,7 +4,6 @@ IMDS on its own 127.0.0.1, so the agents discover who they are exactly as on EC2
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import pytest
