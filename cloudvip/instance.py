@@ -107,7 +107,7 @@ class InstanceRuntime:
             elif isinstance(act, TakeVips):
                 self.mover.want(True)
             elif isinstance(act, ReleaseVips):
-                self.mover.want(False)
+                self.mover.want(False, yield_to=act.yield_to)
             elif isinstance(act, RefreshVips):
                 self.mover.announce()
             elif isinstance(act, Notify):

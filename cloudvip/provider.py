@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .config import Config, ConfigError, load
 from .config.diagnostics import Diagnostic, Diagnostics, Severity
-from .config.model import GlobalDefs, VrrpInstance
+from .config.model import GlobalDefs, IPAddress, VrrpInstance
 
 if TYPE_CHECKING:
     from .hostnet import HostNetwork
@@ -41,7 +41,8 @@ class ProviderError(Exception):
 
 class Holder(str, Enum):
     SELF = "self"
-    OTHER = "other"
+    PEER = "peer"  # one of our VRRP peers: a split brain, or we are not master any more
+    OTHER = "other"  # someone who is not a peer: a change behind our back
     NOBODY = "nobody"
     UNKNOWN = "unknown"
 
@@ -85,6 +86,10 @@ class Provider(abc.ABC):
 
     async def announce(self) -> None:
         """Re-announce held VIPs (gratuitous ARP / NA); nothing to do in most clouds."""
+
+    async def yield_to(self, master: IPAddress) -> None:
+        """We stepped down for `master` (after a split brain): if the cloud still points to us,
+        hand the VIP to that master. Never takes it from anyone but ourselves."""
 
     @abc.abstractmethod
     async def holder(self) -> HolderInfo:

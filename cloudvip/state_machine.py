@@ -117,7 +117,10 @@ class RefreshVips:
 
 @dataclass(frozen=True, slots=True)
 class ReleaseVips:
-    """Stop holding the VIPs on this host."""
+    """Stop holding the VIPs on this host. `yield_to`: we stepped down for this higher-priority
+    master (after a split brain, the cloud may still point to us: hand it over)."""
+
+    yield_to: IPAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,12 +240,12 @@ class Router:
         return [self._send(), TakeVips(), Notify(old, State.MASTER, self.priority, reason),
                 self._arm(now + self.advert_interval)]
 
-    def _to_backup(self, now: float, reason: str, down_in: float | None = None) -> list[Action]:
+    def _to_backup(self, now: float, reason: str, yield_to: IPAddress | None = None) -> list[Action]:
         old, self.state = self.state, State.BACKUP
         self._resigned = None
-        actions: list[Action] = [ReleaseVips()] if old is State.MASTER else []
+        actions: list[Action] = [ReleaseVips(yield_to)] if old is State.MASTER else []
         actions.append(Notify(old, State.BACKUP, self.priority, reason))
-        actions.append(self._arm(now + (self.master_down_interval if down_in is None else down_in)))
+        actions.append(self._arm(now + self.master_down_interval))
         return actions
 
     def _to_fault(self, reason: str) -> list[Action]:
@@ -398,6 +401,6 @@ class Router:
                 self.master_adver_int_cs = advert.interval_cs
             self._last_advert_at = now
             why = "higher priority" if advert.priority > mine else "equal priority, higher address"
-            return self._to_backup(now, f"{why} master {src} (priority {advert.priority})")
+            return self._to_backup(now, f"{why} master {src} (priority {advert.priority})", yield_to=src)
         # keepalived re-advertises at once and re-announces the VIPs
         return [self._send(), RefreshVips()]

@@ -105,7 +105,9 @@ class Channel:
                 self.sock.sendto(data, (str(dst), 0, 0, self.ifindex if dst.is_link_local or dst.is_multicast else 0))
         except (OSError, ValueError) as exc:
             self.send_errors += 1
-            log.warning("%s: sending advert to %s failed: %s", self.ifname, dst, exc)
+            if self.send_errors in (1, 10, 100, 1000) or self.send_errors % 10000 == 0:
+                log.warning("%s: sending advert to %s failed: %s (%d so far)", self.ifname, dst, exc,
+                            self.send_errors)
             return False
         self.sent += 1
         return True

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
+from .packet import IPAddress
 from .provider import Holder, Provider, ProviderError
 
 
@@ -48,6 +49,7 @@ class VipMover:
         self._announce = False
         self._task: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
+        self._yield_to: IPAddress | None = None
 
     def start(self) -> None:
         """Start, and first make sure we hold nothing: a crashed agent may have left its
@@ -58,8 +60,9 @@ class VipMover:
                                                    name=f"reconcile-{self.name}")
         self.want(False)
 
-    def want(self, hold: bool) -> None:
+    def want(self, hold: bool, yield_to: IPAddress | None = None) -> None:
         self.desired = hold
+        self._yield_to = None if hold else yield_to
         self._settled.clear()
         self._wake.set()
 
@@ -85,12 +88,15 @@ class VipMover:
                 await asyncio.gather(task, return_exceptions=True)
 
     async def _reconcile(self, interval: float) -> None:
-        """While holding, check ownership in the cloud. Pointing to nobody: re-assert (a lost
-        call heals itself). Pointing to someone else: a split brain or a change behind our
-        back; the last claim stands, we report it and do not fight over it (the VRRP election
-        settles it, and a master that hears a lower priority re-asserts through announce())."""
+        """While holding, check ownership in the cloud. Pointing to nobody or to a node that is
+        not a peer: re-assert (a lost call or a change behind our back heals itself). Pointing
+        to a peer: a split brain; the last claim stands, we report it and do not fight over it
+        (the VRRP election settles it, and a master that hears a lower priority re-asserts
+        through announce())."""
+        suspect = False
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(interval, 1.0) if suspect else interval)  # look closer during a split brain
+            suspect = False
             if not (self.desired and self.actual):
                 continue
             self.stats.last_reconcile = time.monotonic()
@@ -103,13 +109,15 @@ class VipMover:
                 continue
             if not (self.desired and self.actual):
                 continue
-            if info.holder is Holder.NOBODY:
+            if info.holder in (Holder.NOBODY, Holder.OTHER):
                 self.stats.reasserts += 1
-                self.log.warning("%s: the VIP points to nobody in the cloud: re-asserting", self.name)
+                self.log.warning("%s: the VIP points to %s in the cloud: re-asserting", self.name,
+                                 "nobody" if info.holder is Holder.NOBODY else f"{info.detail}, not a peer,")
                 self.actual = None
                 self._settled.clear()
                 self._wake.set()
-            elif info.holder is Holder.OTHER:
+            elif info.holder is Holder.PEER:
+                suspect = True
                 self.stats.split_brain += 1
                 self.log.warning("%s: split brain? we are master but the cloud points to %s; not re-taking "
                                  "(the last claim stands)", self.name, info.detail or "another node")
@@ -125,7 +133,10 @@ class VipMover:
             if self._announce:
                 self._announce = False
                 if self.actual and self.desired:
-                    await self._call("announce")
+                    await self._call_logged("announce")
+            if self._yield_to is not None and self.actual is False and not self.desired:
+                master, self._yield_to = self._yield_to, None
+                await self._call_logged("yield_to", master)
             if self.actual == self.desired:
                 self._settled.set()
             elif not (gave_up and self.desired == target):
@@ -158,11 +169,18 @@ class VipMover:
                 self.log.error("%s: %s failed for good: %s", self.name, op, exc)
             return False
 
-    async def _call(self, op: str) -> None:
+    async def _call_logged(self, op: str, *args: object) -> None:
+        """A best-effort call: failures are logged and counted, the reconciler heals the rest."""
+        try:
+            await self._call(op, *args)
+        except Exception as exc:
+            self.log.warning("%s: %s failed: %s", self.name, op, exc)
+
+    async def _call(self, op: str, *args: object) -> None:
         start = time.monotonic()
         self.stats.calls[op] += 1
         try:
-            await getattr(self.provider, op)()
+            await getattr(self.provider, op)(*args)
         except Exception as exc:
             self.stats.errors[op] += 1
             self.stats.last_error = f"{op}: {exc}"

@@ -156,20 +156,27 @@ class Topology:
     def set_link(self, node: Node, up: bool) -> None:
         ip("-n", node.name, "link", "set", "eth0", "up" if up else "down")
 
-    def set_loss(self, node: Node, percent: int) -> None:
-        """Drop `percent`% of the node's outgoing packets at random (nftables numgen: this
-        kind of machine's kernel has no netem)."""
+    def _nft_drop(self, node: Node, table: str, match: list[str] | None) -> None:
+        """(Re)place an nftables table that drops the node's outgoing packets matching `match`
+        (None: remove it). This kind of machine's kernel has no netem."""
         nft = ["ip", "netns", "exec", node.name, "nft"]
-        subprocess.run([*nft, "delete", "table", "inet", "cvloss"], capture_output=True)
-        if percent <= 0:
+        subprocess.run([*nft, "delete", "table", "inet", table], capture_output=True)
+        if match is None:
             return
-        for rule in (["add", "table", "inet", "cvloss"],
-                     ["add", "chain", "inet", "cvloss", "out", "{ type filter hook output priority 0; }"],
-                     ["add", "rule", "inet", "cvloss", "out", "numgen", "random", "mod", "100", "<", str(percent),
-                      "drop"]):
+        for rule in (["add", "table", "inet", table],
+                     ["add", "chain", "inet", table, "out", "{ type filter hook output priority 0; }"],
+                     ["add", "rule", "inet", table, "out", *match, "drop"]):
             done = subprocess.run([*nft, *rule], capture_output=True, text=True)
             if done.returncode:
                 raise RuntimeError(f"nft {' '.join(rule)}: {done.stderr.strip()}")
+
+    def set_loss(self, node: Node, percent: int) -> None:
+        """Drop `percent`% of the node's outgoing packets at random (nftables numgen)."""
+        self._nft_drop(node, "cvloss", ["numgen", "random", "mod", "100", "<", str(percent)] if percent > 0 else None)
+
+    def partition_vrrp(self, node: Node, on: bool) -> None:
+        """Drop the node's outgoing VRRP (IP protocol 112) while everything else still flows."""
+        self._nft_drop(node, "cvpart", ["meta", "l4proto", "112"] if on else None)
 
     def neighbour_mac(self, node: Node, address: str) -> str | None:
         for n in json.loads(ip("-j", "-n", node.name, "neigh", "show", address).stdout or "[]"):

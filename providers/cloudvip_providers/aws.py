@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudvip.config.diagnostics import Diagnostics
-from cloudvip.config.model import VrrpInstance
+from cloudvip.config.model import IPAddress, VrrpInstance
 from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext, ProviderError
 
 from . import aws_settings
@@ -67,6 +67,7 @@ class AwsProvider(Provider):
         self.host_side = LinuxProvider(ctx)  # the OS must carry a secondary IP or overlay IP too
         self.target: Target | None = None
         self._ec2: Any = None
+        self.peer_enis: dict[str, str] = {}  # ENI -> peer address, for telling a split brain from a stranger
 
     # ---------- start: discovery and client ----------
     async def start(self) -> None:
@@ -129,10 +130,24 @@ class AwsProvider(Provider):
         holders = await self._holders()
         if holders and all(h == self.target.eni for h in holders):
             return HolderInfo(Holder.SELF, self.target.eni)
-        others = sorted({h for h in holders if h and h != self.target.eni})
+        others = sorted({e for h in holders if h and h != self.target.eni for e in h.split(",")})
         if others:
-            return HolderInfo(Holder.OTHER, ", ".join(others))
+            if not self.peer_enis or any(e not in self.peer_enis for e in others):
+                await self._map_peers()  # a peer may have been replaced since we looked
+            known = all(e in self.peer_enis for e in others)
+            detail = ", ".join(f"{e} ({self.peer_enis[e]})" if e in self.peer_enis else e for e in others)
+            return HolderInfo(Holder.PEER if known else Holder.OTHER, detail)
         return HolderInfo(Holder.NOBODY)
+
+    async def _map_peers(self) -> None:
+        """ENIs of our VRRP peers, found by their addresses."""
+        peers = [str(p.address) for p in self.ctx.instance.unicast_peers if p.address.version == 4]
+        if not peers:
+            return
+        found = await self._call("describe_network_interfaces", Filters=[
+            {"Name": "addresses.private-ip-address", "Values": peers}])
+        self.peer_enis = {ni["NetworkInterfaceId"]: ni.get("PrivateIpAddress", "")
+                          for ni in found.get("NetworkInterfaces", [])}
 
     async def _holders(self) -> list[str]:
         """The ENI each VIP (or the Elastic IP) points to; '' where it points nowhere."""
@@ -162,7 +177,7 @@ class AwsProvider(Provider):
         assert self.target is not None
         current = await self.holder()
         if current.holder is not Holder.SELF:
-            await self._assert_ownership()
+            await self._point_to(self.target.eni)
             verified = await self.holder()
             if verified.holder is not Holder.SELF:
                 raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
@@ -171,16 +186,17 @@ class AwsProvider(Provider):
         if self.settings.mode != "elastic_ip":
             await self.host_side.take()
 
-    async def _assert_ownership(self) -> None:
+    async def _point_to(self, eni: str) -> None:
+        """Make the cloud send the VIP to `eni` (ours, or the master's when we hand it over)."""
         assert self.target is not None
-        s, eni = self.settings, self.target.eni
+        s = self.settings
         if s.mode == "secondary_ip":
             await self._call("assign_private_ip_addresses", NetworkInterfaceId=eni, PrivateIpAddresses=self.vips,
                              AllowReassignment=True)
         elif s.mode == "elastic_ip":
             kwargs: dict[str, Any] = {"AllocationId": s.allocation_id, "NetworkInterfaceId": eni,
                                       "AllowReassociation": True}
-            if s.private_ip is not None:
+            if s.private_ip is not None and eni == self.target.eni:
                 kwargs["PrivateIpAddress"] = str(s.private_ip)
             await self._call("associate_address", **kwargs)
         else:
@@ -205,6 +221,25 @@ class AwsProvider(Provider):
     async def release(self) -> None:
         if self.settings.mode != "elastic_ip":
             await self.host_side.release()
+
+    async def yield_to(self, master: IPAddress) -> None:
+        """We stepped down for `master` after a split brain: if the cloud still sends the VIP to
+        us, hand it to the master (it may never hear an advert from us to re-assert itself).
+        Wait two advert intervals first: a master that did hear us re-asserts by itself, and
+        then there is nothing to write."""
+        await asyncio.sleep(2 * self.ctx.instance.advert_int)
+        info = await self.holder()
+        if info.holder is not Holder.SELF:
+            return
+        if str(master) not in self.peer_enis.values():
+            await self._map_peers()
+        eni = next((e for e, ip in self.peer_enis.items() if ip == str(master)), None)
+        if eni is None:
+            self.ctx.log.warning("%s: the cloud still points to us but master %s has no known ENI; its "
+                                 "reconciliation will take the VIP", self.ctx.instance.name, master)
+            return
+        await self._point_to(eni)
+        self.ctx.log.info("%s: handed the VIP to master %s (%s)", self.ctx.instance.name, master, eni)
 
     async def close(self) -> None:
         await self.host_side.close()

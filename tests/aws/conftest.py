@@ -48,11 +48,11 @@ def ec2(moto_endpoint: str) -> Ec2World:
 
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=5)
     client = boto3.client("ec2", region_name=REGION, endpoint_url=moto_endpoint)
-    vpc = client.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = client.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    vpc = client.create_vpc(CidrBlock="198.51.0.0/16")["Vpc"]["VpcId"]
+    subnet = client.create_subnet(VpcId=vpc, CidrBlock="198.51.100.0/24")["Subnet"]["SubnetId"]
     image = client.describe_images()["Images"][0]["ImageId"]
     instances, enis = [], []
-    for ip in ("10.0.1.11", "10.0.1.12"):
+    for ip in ("198.51.100.11", "198.51.100.12"):  # the lab namespaces use the same addresses
         inst = client.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
                                     SubnetId=subnet, PrivateIpAddress=ip)["Instances"][0]
         instances.append(inst["InstanceId"])

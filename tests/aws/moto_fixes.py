@@ -20,6 +20,8 @@ _applied = False
 #: test-side fault injection: errors the next calls of an action get, e.g.
 #: FAULTS["AssignPrivateIpAddresses"] = [("RequestLimitExceeded", 503), ("InternalError", 500)]
 FAULTS: dict[str, list[tuple[str, int]]] = {}
+#: successful AssignPrivateIpAddresses calls per ENI, for counting API writes
+WRITES: dict[str, int] = {}
 
 
 def _all_private_ips(eni: Any) -> list[str]:
@@ -87,6 +89,7 @@ def apply() -> None:
             self._get_param("NetworkInterfaceId"), self._get_param("PrivateIpAddresses", []),
             self._get_int_param("SecondaryPrivateIpAddressCount", 0),
             allow_reassignment=self._get_bool_param("AllowReassignment", False))
+        WRITES[eni.id] = WRITES.get(eni.id, 0) + 1
         return ActionResult({"NetworkInterfaceId": eni.id, "AssignedPrivateIpAddresses": eni.private_ip_addresses})
 
     NetworkInterface.get_filter_value = get_filter_value

@@ -92,3 +92,36 @@ def test_throttling_and_5xx_are_retried_and_one_instance_ends_up_with_the_vip(wo
         for d in (a, b):
             if d.alive:
                 d.kill()
+
+
+def test_partition_costs_at_most_one_claim_per_side_and_heals(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from .moto_fixes import WRITES
+
+    topo, ec2, _ = world
+    a = agent(topo, 0, 100, tmp_path)
+    b = agent(topo, 1, 90, tmp_path)
+    try:
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[0]], 10, 0.05), a.log + b.log
+        WRITES.clear()
+        for node in topo.nodes:  # VRRP dropped both ways; the API still reachable by both
+            topo.partition_vrrp(node, True)
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[1]], 5, 0.05), b.log  # b claims: last claim
+        time.sleep(3)  # three reconciliation rounds: nobody fights
+        assert vip_enis(ec2) == [ec2.enis[1]]
+        assert WRITES == {ec2.enis[1]: 1}, WRITES
+        assert "split brain?" in a.log
+        for node in topo.nodes:
+            topo.partition_vrrp(node, False)
+        # adverts again: b (90) yields to a (100); a hears the lower priority and re-asserts once
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[0]] and a.has_vip() and not b.has_vip(), 5, 0.05), \
+            a.log + b.log
+        time.sleep(2)
+        assert WRITES == {ec2.enis[1]: 1, ec2.enis[0]: 1}, WRITES
+    finally:
+        for node in topo.nodes:
+            topo.partition_vrrp(node, False)
+        for d in (a, b):
+            if d.alive:
+                d.kill()

@@ -18,7 +18,7 @@ from cloudvip_providers.aws_settings import parse
 
 from .conftest import REGION, Ec2World
 
-VIP = "10.0.1.100"
+VIP = "198.51.100.100"
 
 
 class FakeHost:
@@ -42,11 +42,12 @@ class FakeHost:
         return str(address) in self.addresses
 
 
-def conf(cloud: str) -> str:
+def conf(cloud: str, peer: str | None = None) -> str:
+    peers = f"    unicast_peer {{\n        {peer}\n    }}\n" if peer else ""
     return f"""vrrp_instance VI_1 {{
     interface eth0
     virtual_router_id 51
-    virtual_ipaddress {{
+{peers}    virtual_ipaddress {{
         {VIP}/24
     }}
     cloud aws {{
@@ -56,10 +57,10 @@ def conf(cloud: str) -> str:
 """
 
 
-def provider(ec2: Ec2World, index: int) -> tuple[AwsProvider, FakeHost]:
+def provider(ec2: Ec2World, index: int, peer: str | None = None) -> tuple[AwsProvider, FakeHost]:
     cloud = (f"        mode secondary_ip\n        instance_id {ec2.instances[index]}\n        eni {ec2.enis[index]}\n"
              f"        region {REGION}\n        endpoint {ec2.endpoint}")
-    inst = loads(conf(cloud)).instances[0]
+    inst = loads(conf(cloud, peer)).instances[0]
     host = FakeHost()
     p = AwsProvider(ProviderContext(inst, loads(conf(cloud)).global_defs, host,  # type: ignore[arg-type]
                                     logging.getLogger("test")))
@@ -90,6 +91,23 @@ def test_take_moves_the_vip_between_enis_and_verifies(ec2: Ec2World) -> None:
 
     run(go())
     assert host_b.addresses == {VIP} and host_a.addresses == set()
+
+
+def test_a_peer_holding_the_vip_is_told_from_a_stranger(ec2: Ec2World) -> None:
+    a, _ = provider(ec2, 0, peer="198.51.100.12")  # node 1 is a's VRRP peer
+    b, _ = provider(ec2, 1)
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        await b.take()
+        info = await a.holder()
+        assert info.holder is Holder.PEER and "198.51.100.12" in info.detail
+        lone, _ = provider(ec2, 0)  # without the peer configured, the same holder is a stranger
+        await lone.start()
+        assert (await lone.holder()).holder is Holder.OTHER
+
+    run(go())
 
 
 def test_take_when_already_holding_makes_no_api_write(ec2: Ec2World) -> None:
@@ -195,3 +213,21 @@ def test_route_table_mode_replaces_or_creates_the_route(ec2: Ec2World) -> None:
     run(go())
     routes = ec2.client.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
     assert [r["NetworkInterfaceId"] for r in routes if r.get("DestinationCidrBlock") == f"{VIP}/32"] == [ec2.enis[1]]
+
+
+def test_a_node_that_stepped_down_hands_the_vip_to_the_master(ec2: Ec2World) -> None:
+    from ipaddress import IPv4Address
+
+    a, _ = provider(ec2, 0, peer="198.51.100.12")
+    b, _ = provider(ec2, 1, peer="198.51.100.11")
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        await b.take()  # b claimed during a partition
+        await b.yield_to(IPv4Address("198.51.100.11"))  # b heard a and stepped down
+        assert (await a.holder()).holder is Holder.SELF
+        await a.yield_to(IPv4Address("198.51.100.12"))  # not ours: nothing to hand over
+        assert (await a.holder()).holder is Holder.SELF
+
+    run(go())

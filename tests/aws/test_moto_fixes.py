@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from .conftest import Ec2World
 
-VIP = "10.0.1.100"
+VIP = "198.51.100.100"
 
 
 def holders(ec2: Ec2World, ip: str) -> list[str]:
@@ -19,7 +19,7 @@ def holders(ec2: Ec2World, ip: str) -> list[str]:
 def test_filter_finds_secondary_ips(ec2: Ec2World) -> None:
     ec2.client.assign_private_ip_addresses(NetworkInterfaceId=ec2.enis[0], PrivateIpAddresses=[VIP])
     assert holders(ec2, VIP) == [ec2.enis[0]]
-    assert holders(ec2, "10.0.1.12") == [ec2.enis[1]]  # primaries still match
+    assert holders(ec2, "198.51.100.12") == [ec2.enis[1]]  # primaries still match
 
 
 def test_allow_reassignment_moves_the_ip(ec2: Ec2World) -> None:

@@ -210,6 +210,7 @@ def test_master_yields_to_higher_priority() -> None:
     actions = r.handle(AdvertReceived(10.0, advert(r, 150), LOWER_IP))
     assert r.state is State.BACKUP
     assert kinds(actions) == [ReleaseVips, Notify, ArmTimer]
+    assert actions[0].yield_to == LOWER_IP  # the master we stepped down for
     assert actions[1].reason == "higher priority master 10.0.0.1 (priority 150)"
     assert r.deadline == pytest.approx(10.0 + 3.609375)
 
@@ -217,7 +218,7 @@ def test_master_yields_to_higher_priority() -> None:
 def test_master_yields_to_equal_priority_from_higher_address() -> None:
     r = master()
     actions = r.handle(AdvertReceived(10.0, advert(r, 100), HIGHER_IP))
-    assert r.state is State.BACKUP and ReleaseVips() in actions
+    assert r.state is State.BACKUP and ReleaseVips(yield_to=HIGHER_IP) in actions
 
 
 def test_master_keeps_role_against_equal_priority_from_lower_address() -> None:

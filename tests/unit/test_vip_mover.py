@@ -204,7 +204,7 @@ def test_reconcile_reports_but_never_fights_a_peer_holding_the_vip() -> None:
         m = mover(p)
         m.want(True)
         await m.settle(1)
-        p.cloud = HolderInfo(Holder.OTHER, "eni-peer")
+        p.cloud = HolderInfo(Holder.PEER, "eni-peer")
         await asyncio.sleep(0.3)
         await m.stop()
         return p.calls, m
@@ -222,3 +222,20 @@ def test_reconcile_is_idle_while_not_holding() -> None:
         await m.stop()
         return m.stats.reasserts
     assert run(go()) == 0
+
+
+def test_reconcile_reasserts_against_a_stranger() -> None:
+    async def go() -> VipMover:
+        p = FakeProvider()
+        p.reconcile_interval = 0.05
+        m = mover(p)
+        m.want(True)
+        await m.settle(1)
+        p.cloud = HolderInfo(Holder.OTHER, "eni-unknown")
+        await asyncio.sleep(0.08)
+        p.cloud = HolderInfo(Holder.SELF)
+        await asyncio.sleep(0.1)
+        await m.stop()
+        return m
+    m = run(go())
+    assert m.stats.reasserts == 1 and m.stats.split_brain == 0
