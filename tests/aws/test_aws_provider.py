@@ -227,7 +227,7 @@ def test_a_node_that_stepped_down_hands_the_vip_to_the_master(ec2: Ec2World) -> 
         await b.take()  # b claimed during a partition
         await b.yield_to(IPv4Address("198.51.100.11"))  # b heard a and stepped down
         assert (await a.holder()).holder is Holder.SELF
-        await a.yield_to(IPv4Address("198.51.100.12"))  # not ours: nothing to hand over
+        await b.yield_to(IPv4Address("198.51.100.11"))  # no longer ours: nothing to write
         assert (await a.holder()).holder is Holder.SELF
 
     run(go())
