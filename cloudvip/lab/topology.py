@@ -170,9 +170,12 @@ class Topology:
             if done.returncode:
                 raise RuntimeError(f"nft {' '.join(rule)}: {done.stderr.strip()}")
 
-    def set_loss(self, node: Node, percent: int) -> None:
-        """Drop `percent`% of the node's outgoing packets at random (nftables numgen)."""
-        self._nft_drop(node, "cvloss", ["numgen", "random", "mod", "100", "<", str(percent)] if percent > 0 else None)
+    def set_loss(self, node: Node, percent: int, vrrp_only: bool = False) -> None:
+        """Drop `percent`% of the node's outgoing packets at random (nftables numgen); with
+        `vrrp_only`, of its VRRP adverts only (ARP and the rest untouched)."""
+        match = (["meta", "l4proto", "112"] if vrrp_only else []) + ["numgen", "random", "mod", "100", "<",
+                                                                      str(percent)]
+        self._nft_drop(node, "cvloss", match if percent > 0 else None)
 
     def partition_vrrp(self, node: Node, on: bool) -> None:
         """Drop the node's outgoing VRRP (IP protocol 112) while everything else still flows."""
