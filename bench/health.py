@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,21 +25,9 @@ from pathlib import Path
 from common import cpu_ticks, stats
 
 from cloudvip.lab.daemons import Daemon, instance_block
+from cloudvip.lab.haproxy import Haproxy
 from cloudvip.lab.topology import Node, Topology
 
-HAPROXY_CFG = """global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 200ms
-    timeout client 1s
-    timeout server 1s
-frontend fe_web
-    bind 127.0.0.1:18080
-    default_backend be_web
-backend be_web
-    server s1 127.0.0.1:18081
-"""
 CASES = [("cloudvip", "native"), ("cloudvip", "script"), ("keepalived", "script")]
 FAST = dict(version=3, advert=0.1)
 
@@ -49,27 +36,6 @@ def check_body(kind: str, sock: Path) -> str:
     if kind == "native":
         return f"haproxy_socket {sock}\n    haproxy_frontend fe_web"
     return 'script "/usr/bin/killall -0 haproxy"'
-
-
-class Haproxy:
-    def __init__(self, topo: Topology, node: Node, work: Path) -> None:
-        self.topo, self.node = topo, node
-        self.sock, self.cfg = work / "admin.sock", work / "haproxy.cfg"
-        self.cfg.write_text(HAPROXY_CFG.format(sock=self.sock))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.sock.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.topo.exec_args(self.node, "haproxy", "-db", "-f", str(self.cfg)),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if self.topo.wait_for(self.sock.exists, 5) is None:
-            raise RuntimeError("haproxy did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
 
 
 def conf(node: Node, peer: Node, priority: int, checks: list[str], interval: float) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cloudvip.lab.daemons import VIP, Daemon, instance_block
+from cloudvip.lab.haproxy import Haproxy
 from cloudvip.lab.probe import Probe
 from cloudvip.state_machine import master_down_interval
 
@@ -152,44 +153,8 @@ def test_weight_zero_failure_is_fault_with_skew_time_handover(cluster: Cluster, 
     assert not a.has_vip()
 
 
-HAPROXY_CFG = """global
-    stats socket {sock} mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 200ms
-    timeout client 1s
-    timeout server 1s
-frontend fe_web
-    bind 127.0.0.1:18080
-    default_backend be_web
-backend be_web
-    server s1 127.0.0.1:18081
-"""
 CHECKS = {"killall": 'script "/usr/bin/killall -0 haproxy"',
           "native": "haproxy_socket {sock}\n    haproxy_frontend fe_web"}
-
-
-class Haproxy:
-    """The real HAProxy (Debian's), in a node's namespace, with a stats socket."""
-
-    def __init__(self, cluster: Cluster, node_index: int, tmp: Path) -> None:
-        self.cluster, self.node = cluster, cluster.topo.nodes[node_index]
-        self.sock = tmp / "admin.sock"
-        self.cfg = tmp / "haproxy.cfg"
-        self.cfg.write_text(HAPROXY_CFG.format(sock=self.sock))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.sock.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.cluster.topo.exec_args(self.node, "haproxy", "-db", "-f", str(self.cfg)),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert self.cluster.topo.wait_for(self.sock.exists, 5), "haproxy did not start"
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
 
 
 @pytest.mark.parametrize("preempt", [True, False], ids=["preempt", "nopreempt"])
@@ -197,7 +162,7 @@ class Haproxy:
 def test_stopping_haproxy_moves_the_vip(cluster: Cluster, tmp_path: Path, check: str, preempt: bool) -> None:
     if shutil.which("haproxy") is None or shutil.which("killall") is None:
         pytest.skip("haproxy/killall not installed")
-    hap = Haproxy(cluster, 0, tmp_path)
+    hap = Haproxy(cluster.topo, cluster.topo.nodes[0], tmp_path)
     hap.start()
     try:
         interval, fall = 0.2, 2
@@ -237,9 +202,7 @@ def test_stopping_haproxy_moves_the_vip(cluster: Cluster, tmp_path: Path, check:
 def test_native_check_follows_backend_servers(cluster: Cluster, tmp_path: Path) -> None:
     if shutil.which("haproxy") is None:
         pytest.skip("haproxy not installed")
-    hap = Haproxy(cluster, 0, tmp_path)
-    hap.cfg.write_text(HAPROXY_CFG.format(sock=hap.sock).replace("server s1 127.0.0.1:18081",
-                                                                  "server s1 127.0.0.1:18081 check inter 100ms fall 1"))
+    hap = Haproxy(cluster.topo, cluster.topo.nodes[0], tmp_path, server_opts=" check inter 100ms fall 1")
     node = cluster.topo.nodes[0]
     server = subprocess.Popen(cluster.topo.exec_args(node, "python3", "-m", "http.server", "--bind", "127.0.0.1",
                                                      "18081"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
