@@ -49,6 +49,7 @@ class Agent:
         self._reloading: asyncio.Task[None] | None = None
         self.config: Config | None = None
         self.coordinator: Coordinator | None = None
+        self._peer_tasks: dict[str, asyncio.Task[None]] = {}
 
     # ---------- lifecycle ----------
     async def run(self) -> int:
@@ -95,6 +96,10 @@ class Agent:
         await self.host.close()
 
     async def _settle_and_close(self, runtimes: list[InstanceRuntime]) -> None:
+        for rt in runtimes:
+            task = self._peer_tasks.pop(rt.name, None)
+            if task is not None:
+                task.cancel()
         results = await asyncio.gather(*(rt.mover.settle(SHUTDOWN_GRACE) for rt in runtimes))
         for rt, ok in zip(runtimes, results, strict=True):
             if not ok:
@@ -113,17 +118,28 @@ class Agent:
         if local is None:
             raise StartupError(f"{inst.name}: {inst.interface} has no IPv{inst.family} address to send "
                                "VRRP from; add one or set unicast_src_ip")
-        channel = self._channel(inst, link, local)
         ilog = logging.getLogger(f"cloudvip.{inst.name}")
         provider = load_provider(provider_name(inst))(ProviderContext(inst, self._gdefs(), self.host, ilog))
         try:
             await provider.start()
         except Exception as exc:
             raise StartupError(f"{inst.name}: provider {provider.name} failed to start: {exc}") from exc
+        discovered: list[Any] = []
+        if provider.peer_refresh:
+            try:
+                discovered = await provider.discover_peers()
+                ilog.info("%s: peers found in the cloud: %s", inst.name, ", ".join(map(str, discovered)) or "none")
+            except Exception as exc:  # start with the configured peers; the refresh retries
+                ilog.warning("%s: peer discovery failed: %s", inst.name, exc)
+        channel = self._channel(inst, link, local, discovering=bool(provider.peer_refresh))
         mover = VipMover(inst.name, provider, ilog)
         mover.start()
         assert self.coordinator is not None
-        rt = InstanceRuntime(inst, router_params(inst, local), channel, mover, ilog, self.coordinator.on_notify)
+        rt = InstanceRuntime(inst, router_params(inst, local, discovered), channel, mover, ilog,
+                             self.coordinator.on_notify)
+        if provider.peer_refresh:
+            self._peer_tasks[inst.name] = asyncio.create_task(
+                self._refresh_peers(rt, local, provider.peer_refresh), name=f"peers-{inst.name}")
         self.instances[inst.name] = rt
         for track_name, state in self.coordinator.initial_tracks(inst.name).items():
             rt.track(track_name, state)
@@ -149,8 +165,22 @@ class Agent:
         assert self.config is not None
         return self.config.global_defs
 
-    def _channel(self, inst: VrrpInstance, link: Link, local: Any) -> Channel:
-        multicast = not inst.unicast_peers
+    async def _refresh_peers(self, rt: InstanceRuntime, local: Any, every: float) -> None:
+        provider = rt.mover.provider
+        while True:
+            await asyncio.sleep(every)
+            try:
+                found = await provider.discover_peers()
+            except Exception as exc:
+                rt.log.warning("%s: peer discovery failed: %s", rt.name, exc)
+                continue
+            params = router_params(rt.config, local, found)
+            if params.peers != rt.router.params.peers:
+                rt.log.info("%s: peers now %s", rt.name, ", ".join(map(str, params.peers)) or "none")
+                rt.set_peers(params)
+
+    def _channel(self, inst: VrrpInstance, link: Link, local: Any, discovering: bool = False) -> Channel:
+        multicast = not inst.unicast_peers and not discovering
         # binding would filter out multicast: there the source is chosen with IP_MULTICAST_IF
         bind = inst.unicast_src_ip is not None and not multicast
         key = (link.name, str(local), bind, multicast, inst.unicast_ttl)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from .config.model import VrrpInstance
 from .packet import AuthType, IPAddress
@@ -23,8 +23,11 @@ from .transport import Channel, Received
 from .vip_mover import VipMover
 
 
-def router_params(inst: VrrpInstance, local: IPAddress) -> RouterParams:
-    """The state machine's view of a configured instance."""
+def router_params(inst: VrrpInstance, local: IPAddress, extra_peers: Sequence[IPAddress] = ()) -> RouterParams:
+    """The state machine's view of a configured instance (plus peers a provider discovered)."""
+    peers = {p.address: PeerPolicy(p.min_ttl, p.max_ttl) for p in inst.unicast_peers}
+    for addr in extra_peers:
+        peers.setdefault(addr, PeerPolicy())
     return RouterParams(
         name=inst.name, vrid=inst.vrid, priority=inst.priority, primary_address=local,
         vips=tuple(v.address for v in inst.vips), version=inst.version,
@@ -32,7 +35,7 @@ def router_params(inst: VrrpInstance, local: IPAddress) -> RouterParams:
         auth_type=inst.auth.auth_type if inst.auth else AuthType.NONE,
         auth_data=inst.auth.password if inst.auth else b"",
         preempt=not inst.nopreempt, preempt_delay=inst.preempt_delay,
-        peers={p.address: PeerPolicy(p.min_ttl, p.max_ttl) for p in inst.unicast_peers},
+        peers=peers,
         check_addresses=not inst.skip_check_adv_addr)
 
 
@@ -52,7 +55,7 @@ class InstanceRuntime:
         self.router = Router(params)
         self.counters: Counter[str] = Counter()
         self.transitions: deque[Transition] = deque(maxlen=32)
-        self._destinations: list[IPAddress] = [p.address for p in config.unicast_peers] or [channel.group]
+        self._destinations: list[IPAddress] = list(params.peers) or [channel.group]
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._on_notify = on_notify
@@ -63,6 +66,11 @@ class InstanceRuntime:
 
     def now(self) -> float:
         return self._loop.time()
+
+    def set_peers(self, params: RouterParams) -> None:
+        """New peer set (discovered in the cloud): who we accept adverts from and send them to."""
+        self.router.params = params
+        self._destinations = list(params.peers) or [self.channel.group]
 
     def handle(self, event: Event) -> None:
         self.apply(self.router.handle(event))

@@ -87,6 +87,14 @@ class Provider(abc.ABC):
     async def announce(self) -> None:
         """Re-announce held VIPs (gratuitous ARP / NA); nothing to do in most clouds."""
 
+    #: seconds between peer discoveries (None: this provider does not discover peers)
+    peer_refresh: float | None = None
+
+    async def discover_peers(self) -> list[IPAddress]:
+        """The addresses of the other nodes of this instance, found in the cloud (for example by
+        a tag): they become unicast peers beside the configured ones."""
+        return []
+
     async def yield_to(self, master: IPAddress) -> None:
         """We stepped down for `master` (after a split brain): if the cloud still points to us,
         hand the VIP to that master. Never takes it from anyone but ourselves."""

@@ -64,6 +64,8 @@ class AwsProvider(Provider):
             raise ProviderError("; ".join(str(d) for d in diags.errors), retryable=False)
         self.settings = settings
         self.reconcile_interval = settings.reconcile_interval
+        self.peer_refresh = settings.peer_refresh if settings.peer_tag else None
+        self.discovered: list[IPAddress] = []
         self.host_side = LinuxProvider(ctx)  # the OS must carry a secondary IP or overlay IP too
         self.target: Target | None = None
         self._ec2: Any = None
@@ -139,9 +141,26 @@ class AwsProvider(Provider):
             return HolderInfo(Holder.PEER if known else Holder.OTHER, detail)
         return HolderInfo(Holder.NOBODY)
 
+    async def discover_peers(self) -> list[IPAddress]:
+        """Private addresses of the running instances carrying peer_tag, ourselves excluded."""
+        from ipaddress import ip_address
+
+        assert self.target is not None
+        if self.settings.peer_tag is None:
+            return []
+        key, value = self.settings.peer_tag
+        found = await self._call("describe_instances", Filters=[
+            {"Name": f"tag:{key}", "Values": [value]}, {"Name": "instance-state-name", "Values": ["running"]}])
+        peers = sorted({ip_address(i["PrivateIpAddress"]) for r in found.get("Reservations", [])
+                        for i in r.get("Instances", [])
+                        if i.get("InstanceId") != self.target.instance_id and i.get("PrivateIpAddress")})
+        self.discovered = list(peers)
+        return self.discovered
+
     async def _map_peers(self) -> None:
         """ENIs of our VRRP peers, found by their addresses."""
         peers = [str(p.address) for p in self.ctx.instance.unicast_peers if p.address.version == 4]
+        peers += [str(p) for p in self.discovered if str(p) not in peers]
         if not peers:
             return
         found = await self._call("describe_network_interfaces", Filters=[
@@ -179,10 +198,17 @@ class AwsProvider(Provider):
         if current.holder is not Holder.SELF:
             await self._point_to(self.target.eni)
             verified = await self.holder()
-            if verified.holder is not Holder.SELF:
+            if verified.holder is Holder.PEER:
+                # a peer claimed right after us: both are master (a partition). The last claim
+                # stands; fighting back would be ping-pong. Reconciliation reports it and the
+                # election settles it when adverts flow again.
+                self.ctx.log.warning("%s: split brain? peer %s claimed the VIP right after us; not fighting",
+                                     self.ctx.instance.name, verified.detail)
+            elif verified.holder is not Holder.SELF:
                 raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
-            self.ctx.log.info("%s: aws %s now points to %s (was %s)", self.ctx.instance.name, self.settings.mode,
-                              self.target.eni, current.detail or "nobody")
+            else:
+                self.ctx.log.info("%s: aws %s now points to %s (was %s)", self.ctx.instance.name,
+                                  self.settings.mode, self.target.eni, current.detail or "nobody")
         if self.settings.mode != "elastic_ip":
             await self.host_side.take()
 

@@ -125,3 +125,27 @@ def test_partition_costs_at_most_one_claim_per_side_and_heals(world, tmp_path) -
         for d in (a, b):
             if d.alive:
                 d.kill()
+
+
+def test_peers_found_by_tag_need_no_unicast_peer_lines(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    topo, ec2, _ = world
+    ec2.client.create_tags(Resources=ec2.instances, Tags=[{"Key": "cloudvip:group", "Value": "web"}])
+    daemons = []
+    for i, prio in ((0, 100), (1, 90)):
+        node = topo.nodes[i]
+        cloud = (f"    cloud aws {{\n        mode secondary_ip\n        endpoint http://127.0.0.1:{EC2_PORT}\n"
+                 f"        imds_endpoint http://127.0.0.1:{IMDS_PORT}\n        peer_tag cloudvip:group=web\n    }}\n")
+        conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
+            node, [], priority=prio, version=3, advert=0.1, multicast=True, extra=cloud)  # no unicast_peer at all
+        daemons.append(Daemon(topo, node, "cloudvip", conf, tmp_path).start())
+    a, b = daemons
+    try:
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[0]] and a.has_vip() and not b.has_vip(), 10, 0.05), \
+            a.log + b.log
+        assert "peers found in the cloud: 198.51.100.12" in a.log
+        a.kill()
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[1]] and b.has_vip(), 10, 0.05), b.log
+    finally:
+        for d in daemons:
+            if d.alive:
+                d.kill()

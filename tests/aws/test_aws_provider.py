@@ -231,3 +231,18 @@ def test_a_node_that_stepped_down_hands_the_vip_to_the_master(ec2: Ec2World) -> 
         assert (await a.holder()).holder is Holder.SELF
 
     run(go())
+
+
+def test_peer_discovery_by_tag(ec2: Ec2World) -> None:
+    ec2.client.create_tags(Resources=ec2.instances, Tags=[{"Key": "cloudvip:group", "Value": "web"}])
+    stranger = ec2.client.run_instances(ImageId=ec2.client.describe_images()["Images"][0]["ImageId"], MinCount=1,
+                                        MaxCount=1, SubnetId=ec2.subnet, PrivateIpAddress="198.51.100.13")
+    assert stranger["Instances"]  # running but untagged: not a peer
+    a = mode_provider(ec2, 0, "        mode secondary_ip\n        peer_tag cloudvip:group=web")
+
+    async def go() -> list[str]:
+        await a.start()
+        return [str(p) for p in await a.discover_peers()]
+
+    assert run(go()) == ["198.51.100.12"]
+    assert a.peer_refresh == 60.0
