@@ -43,7 +43,6 @@ class Agent:
         self.path, self.config_id = path, config_id
         self.host = HostNetwork()
         self.instances: dict[str, InstanceRuntime] = {}
-        self._keys: dict[str, Any] = {}
         self.channels: dict[tuple[str, str, bool, bool, int], Channel] = {}
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[None] | None = None
@@ -143,23 +142,18 @@ class Agent:
         self.instances[inst.name] = rt
         for track_name, state in self.coordinator.initial_tracks(inst.name).items():
             rt.track(track_name, state)
-        self._keys[inst.name] = settings_key(inst)
-        # the link as it is now, then every change from link events
-        for ref_name, state in self._link_states(inst, {link.name: link.up}).items():
-            rt.track(ref_name, state)
-        for other in inst.track_interfaces:
-            if other.name != link.name:
+        # the links as they are now, then every change from link events
+        up = {link.name: link.up}
+        for ref in inst.track_interfaces:
+            if ref.name not in up:
                 try:
-                    await self._link_now(rt, other.name)
+                    up[ref.name] = (await self.host.link(ref.name)).up
                 except LookupError:  # a missing interface is a down one
-                    rt.track(f"interface:{other.name}", weighted(other.weight or 0, False, other.reverse))
+                    up[ref.name] = False
+        for ref_name, state in self._link_states(inst, up).items():
+            rt.track(ref_name, state)
         rt.start()
         return rt
-
-    async def _link_now(self, rt: InstanceRuntime, name: str) -> None:
-        link = await self.host.link(name)
-        for ref_name, state in self._link_states(rt.config, {name: link.up}).items():
-            rt.track(ref_name, state)
 
     def _gdefs(self) -> Any:
         assert self.config is not None
@@ -231,13 +225,12 @@ class Agent:
         self.coordinator.update(cfg)
         wanted = {inst.name: inst for inst in cfg.instances}
         gone = [rt for name, rt in self.instances.items()
-                if name not in wanted or settings_key(wanted[name]) != self._keys[name]]
+                if name not in wanted or settings_key(wanted[name]) != settings_key(rt.config)]
         for rt in gone:
             rt.shutdown()
         await self._settle_and_close(gone)
         for rt in gone:
             del self.instances[rt.name]
-            del self._keys[rt.name]
         kept = len(self.instances)
         for name, inst in wanted.items():
             if name not in self.instances:

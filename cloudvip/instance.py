@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .config.model import VrrpInstance
+from .logs import worth_logging
 from .packet import AuthType, IPAddress
 from .state_machine import (Action, AdvertReceived, ArmTimer, Dropped, Event, Notify, PeerPolicy, RefreshVips,
                             ReleaseVips, Router, RouterParams, SendAdvert, Shutdown, Start, TakeVips, TimerFired,
@@ -55,7 +56,8 @@ class InstanceRuntime:
         self.router = Router(params)
         self.counters: Counter[str] = Counter()
         self.transitions: deque[Transition] = deque(maxlen=32)
-        self._destinations: list[IPAddress] = list(params.peers) or [channel.group]
+        self._destinations: list[IPAddress] = []
+        self.set_peers(params)
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._on_notify = on_notify
@@ -134,5 +136,5 @@ class InstanceRuntime:
         key = f"drop_{drop.reason.value}"
         self.counters[key] += 1
         n = self.counters[key]
-        if n in (1, 10, 100, 1000) or n % 10000 == 0:  # log the first few, then sparsely
+        if worth_logging(n):
             self.log.info("%s: ignoring advert: %s (%d so far)", self.name, drop.detail, n)

@@ -16,6 +16,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+def worth_logging(count: int) -> bool:
+    """For repeated events (drops, send errors): log the 1st, 10th, 100th, 1000th, then every
+    10,000th, so a flood cannot flood the journal."""
+    return count in (1, 10, 100, 1000) or count % 10000 == 0
+
+
 def setup(level: str = "info", json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:

@@ -176,7 +176,6 @@ class Router:
         self.master_priority: int | None = None
         self.tracks: dict[str, TrackState] = {}
         self._last_advert_at: float | None = None
-        self._started_at: float | None = None
         self._preempt_until: float | None = None
         self._resigned: str | None = None  # why the down timer was shortened to Skew_Time
 
@@ -261,7 +260,7 @@ class Router:
     def _start(self, now: float) -> list[Action]:
         if self.state not in (State.INIT, State.STOP):
             return []
-        self._started_at = self._last_advert_at = now
+        self._last_advert_at = now
         self.master_adver_int_cs = self.params.advert_interval_cs
         self.master_address = self.master_priority = None
         self._preempt_until = now + self.params.preempt_delay if self.params.preempt_delay else None

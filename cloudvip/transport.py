@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Callable
 
+from .logs import worth_logging
 from .packet import (IPPROTO_VRRP, VRRP_MCAST_V4, VRRP_MCAST_V6, Advertisement, ChecksumMode, DecodeError,
                      IPAddress, decode, encode, parse_ipv4)
 
@@ -105,7 +106,7 @@ class Channel:
                 self.sock.sendto(data, (str(dst), 0, 0, self.ifindex if dst.is_link_local or dst.is_multicast else 0))
         except (OSError, ValueError) as exc:
             self.send_errors += 1
-            if self.send_errors in (1, 10, 100, 1000) or self.send_errors % 10000 == 0:
+            if worth_logging(self.send_errors):
                 log.warning("%s: sending advert to %s failed: %s (%d so far)", self.ifname, dst, exc,
                             self.send_errors)
             return False
@@ -167,7 +168,7 @@ class Channel:
             return None
 
     def _count(self, exc: DecodeError, src: bytes) -> None:
-        self.drops[exc.reason.value] += 1
-        if self.drops[exc.reason.value] in (1, 10, 100, 1000) or self.drops[exc.reason.value] % 10000 == 0:
+        count = self.drops[exc.reason.value] = self.drops[exc.reason.value] + 1
+        if worth_logging(count):
             log.info("%s: dropped packet from %s: %s (%d so far)", self.ifname,
-                     ".".join(map(str, src)) if len(src) == 4 else src.hex(), exc, self.drops[exc.reason.value])
+                     ".".join(map(str, src)) if len(src) == 4 else src.hex(), exc, count)
