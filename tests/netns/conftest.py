@@ -18,6 +18,12 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
 needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
 
 
+def require(*kinds: str) -> None:
+    """Skip a parametrized case that runs keepalived where it is not installed."""
+    if "keepalived" in kinds and shutil.which("keepalived") is None:
+        pytest.skip("keepalived is not installed")
+
+
 class Cluster:
     def __init__(self, topo: Topology, workdir: Path) -> None:
         self.topo, self.workdir = topo, workdir

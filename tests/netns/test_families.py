@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 
 from cloudvip.lab.daemons import VIP, VIP6, Daemon
 
-from .conftest import Cluster, needs_root
+from .conftest import Cluster, needs_root, require
 
 pytestmark = [needs_root, pytest.mark.netns]
 
@@ -28,8 +27,7 @@ def only_holder(cluster: Cluster, daemon: Daemon, vip: str, timeout: float) -> b
 @pytest.mark.parametrize("kinds", [("cloudvip", "cloudvip"), ("keepalived", "cloudvip"), ("cloudvip", "keepalived")],
                          ids=lambda k: "-".join(k))
 def test_election_and_failover(cluster: Cluster, conf: dict, vip: str, kinds: tuple[str, str]) -> None:
-    if "keepalived" in kinds and shutil.which("keepalived") is None:
-        pytest.skip("keepalived is not installed")
+    require(*kinds)
     backup = cluster.daemon(1, kinds[1], priority=90, advert=0.1 if conf["version"] == 3 else 1, **conf).start()
     master = cluster.daemon(0, kinds[0], priority=100, advert=0.1 if conf["version"] == 3 else 1, **conf).start()
     assert only_holder(cluster, master, vip, 8), cluster.logs()

@@ -17,7 +17,7 @@ from cloudvip.lab.haproxy import Haproxy
 from cloudvip.lab.probe import Probe
 from cloudvip.state_machine import master_down_interval
 
-from .conftest import Cluster, needs_keepalived, needs_root
+from .conftest import Cluster, needs_keepalived, needs_root, require
 
 pytestmark = [needs_root, pytest.mark.netns]
 FAST = dict(version=3, advert=0.1)
@@ -130,8 +130,7 @@ def _script_pair(cluster: Cluster, tmp: Path, check: str, weight: int, kinds: tu
 
 @pytest.mark.parametrize("backup_kind", ["cloudvip", "keepalived"])
 def test_failing_weighted_script_hands_the_vip_over(cluster: Cluster, tmp_path: Path, backup_kind: str) -> None:
-    if backup_kind == "keepalived" and shutil.which("keepalived") is None:
-        pytest.skip("keepalived is not installed")
+    require(backup_kind)
     flag = tmp_path / "healthy"
     flag.touch()
     chk = executable(tmp_path / "chk.sh", f"test -e {flag}\n")
@@ -269,8 +268,7 @@ def _group_conf(cluster: Cluster, i: int, prio: int, flag: Path) -> str:
 
 @pytest.mark.parametrize("kind", ["cloudvip", "keepalived"])
 def test_sync_group_member_fault_moves_the_whole_group(cluster: Cluster, tmp_path: Path, kind: str) -> None:
-    if kind == "keepalived" and shutil.which("keepalived") is None:
-        pytest.skip("keepalived is not installed")
+    require(kind)
     flag = tmp_path / "ok"
     flag.touch()
     daemons = [Daemon(cluster.topo, cluster.topo.nodes[i], kind, _group_conf(cluster, i, p, flag), tmp_path)

@@ -53,6 +53,15 @@ def mover(provider: FakeProvider) -> VipMover:
     return m
 
 
+async def holding(p: FakeProvider, reconcile: float) -> VipMover:
+    """A mover that reconciles every `reconcile` s and already holds the VIP."""
+    p.reconcile_interval = reconcile
+    m = mover(p)
+    m.want(True)
+    await m.settle(1)
+    return m
+
+
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(asyncio.wait_for(coro, 10))
 
@@ -182,11 +191,8 @@ def test_settle_is_immediate_when_nothing_to_do(hold: bool) -> None:
 def test_reconcile_reasserts_when_the_vip_points_to_nobody() -> None:
     async def go() -> tuple[list[str], VipMover]:
         p = FakeProvider()
-        p.reconcile_interval = 0.05
         p.cloud = HolderInfo(Holder.SELF)
-        m = mover(p)
-        m.want(True)
-        await m.settle(1)
+        m = await holding(p, 0.05)
         p.cloud = HolderInfo(Holder.NOBODY)  # the assignment was lost behind our back
         await asyncio.sleep(0.08)
         p.cloud = HolderInfo(Holder.SELF)  # the re-take fixed it
@@ -200,10 +206,7 @@ def test_reconcile_reasserts_when_the_vip_points_to_nobody() -> None:
 def test_reconcile_reports_but_never_fights_a_peer_holding_the_vip() -> None:
     async def go() -> tuple[list[str], VipMover]:
         p = FakeProvider()
-        p.reconcile_interval = 0.05
-        m = mover(p)
-        m.want(True)
-        await m.settle(1)
+        m = await holding(p, 0.05)
         p.cloud = HolderInfo(Holder.PEER, "eni-peer")
         await asyncio.sleep(0.3)
         await m.stop()
@@ -227,10 +230,7 @@ def test_reconcile_is_idle_while_not_holding() -> None:
 def test_reconcile_reasserts_against_a_stranger() -> None:
     async def go() -> VipMover:
         p = FakeProvider()
-        p.reconcile_interval = 0.05
-        m = mover(p)
-        m.want(True)
-        await m.settle(1)
+        m = await holding(p, 0.05)
         p.cloud = HolderInfo(Holder.OTHER, "eni-unknown")
         await asyncio.sleep(0.08)
         p.cloud = HolderInfo(Holder.SELF)
