@@ -18,7 +18,7 @@ from enum import Enum
 import dataclasses
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import Callable, TYPE_CHECKING, ClassVar
 
 from .config import Config, ConfigError, load
 from .config.diagnostics import Diagnostic, Diagnostics, Severity
@@ -53,12 +53,20 @@ class HolderInfo:
     detail: str = ""  # e.g. the ENI or server holding it
 
 
+def _always() -> bool:
+    return True
+
+
 @dataclass
 class ProviderContext:
     instance: VrrpInstance
     global_defs: GlobalDefs
     host: "HostNetwork"
     log: logging.Logger
+    #: does the state machine still want the VIP? (set by the VipMover). A cloud provider asks
+    #: right before it writes: a node that stepped down during the ownership read (two nodes
+    #: starting together both become master for a moment) then makes no claim at all.
+    wanted: Callable[[], bool] = _always
 
 
 class Provider(abc.ABC):

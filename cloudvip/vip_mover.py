@@ -50,6 +50,7 @@ class VipMover:
         self._task: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._yield_to: IPAddress | None = None
+        provider.ctx.wanted = lambda: self.desired
 
     def start(self) -> None:
         """Start, and first make sure we hold nothing: a crashed agent may have left its

@@ -196,6 +196,9 @@ class AwsProvider(Provider):
         assert self.target is not None
         current = await self.holder()
         if current.holder is not Holder.SELF:
+            if not self.ctx.wanted():
+                self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
+                return
             await self._point_to(self.target.eni)
             verified = await self.holder()
             if verified.holder is Holder.PEER:

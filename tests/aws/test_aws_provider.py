@@ -16,6 +16,8 @@ from cloudvip.provider import Holder, ProviderContext, ProviderError, check_prov
 from cloudvip_providers.aws import AwsProvider, classify
 from cloudvip_providers.aws_settings import parse
 
+from cloudvip.lab.ec2_emulator import writes
+
 from .conftest import REGION, Ec2World
 
 VIP = "198.51.100.100"
@@ -129,6 +131,19 @@ def test_take_when_already_holding_makes_no_api_write(ec2: Ec2World) -> None:
     assert calls == ["describe_network_interfaces"]
 
 
+def test_a_node_no_longer_master_makes_no_claim(ec2: Ec2World) -> None:
+    a, host_a = provider(ec2, 0)
+    a.ctx.wanted = lambda: False  # stepped down while reading who holds the VIP
+
+    async def go() -> None:
+        await a.start()
+        await a.take()
+        assert (await a.holder()).holder is Holder.NOBODY
+
+    run(go())
+    assert writes() == {} and host_a.addresses == set()
+
+
 def test_errors_are_classified() -> None:
     from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -180,7 +195,7 @@ def mode_provider(ec2: Ec2World, index: int, extra: str) -> AwsProvider:
 
 
 def test_elastic_ip_mode(ec2: Ec2World) -> None:
-    alloc = ec2.client.allocate_address(Domain="vpc")["AllocationId"]
+    alloc = ec2.allocation_id
     a = mode_provider(ec2, 0, f"        mode elastic_ip\n        allocation_id {alloc}")
     b = mode_provider(ec2, 1, f"        mode elastic_ip\n        allocation_id {alloc}")
 
@@ -198,8 +213,7 @@ def test_elastic_ip_mode(ec2: Ec2World) -> None:
 
 
 def test_route_table_mode_replaces_or_creates_the_route(ec2: Ec2World) -> None:
-    vpc = ec2.client.describe_subnets(SubnetIds=[ec2.subnet])["Subnets"][0]["VpcId"]
-    rtb = ec2.client.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    rtb = ec2.route_table
     a = mode_provider(ec2, 0, f"        mode route_table\n        route_tables {rtb}")
     b = mode_provider(ec2, 1, f"        mode route_table\n        route_tables {rtb}")
 

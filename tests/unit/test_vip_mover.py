@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from cloudvip.provider import Holder, HolderInfo, Provider, ProviderError
+from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext, ProviderError
 from cloudvip.vip_mover import VipMover
 
 
@@ -15,6 +15,7 @@ class FakeProvider(Provider):
     name = "fake"
 
     def __init__(self, delay: float = 0.0, failures: int = 0, retryable: bool = True) -> None:
+        super().__init__(ProviderContext(None, None, None, logging.getLogger("test")))  # type: ignore[arg-type]
         self.calls: list[str] = []
         self.delay, self.failures, self.retryable = delay, failures, retryable
         self.in_flight = 0
@@ -239,3 +240,17 @@ def test_reconcile_reasserts_against_a_stranger() -> None:
         return m
     m = run(go())
     assert m.stats.reasserts == 1 and m.stats.split_brain == 0
+
+
+def test_the_provider_can_ask_whether_the_vip_is_still_wanted() -> None:
+    async def go() -> list[bool]:
+        p = FakeProvider(delay=0.05)
+        m = mover(p)
+        seen = [p.ctx.wanted()]
+        m.want(True)
+        seen.append(p.ctx.wanted())
+        m.want(False)  # stepped down while the take may still be in flight
+        seen.append(p.ctx.wanted())
+        await m.stop()
+        return seen
+    assert run(go()) == [False, True, False]

@@ -1,0 +1,52 @@
+"""An emulated AWS site for agents in lab namespaces: in every node's namespace, the EC2
+emulator answers on 127.0.0.1:EC2_PORT (forwarded to moto on the host's loopback) and a fake
+IMDSv2 on 127.0.0.1:IMDS_PORT tells that node which instance and ENI it is, so the agents
+discover themselves exactly as on EC2 and nothing leaves the machine."""
+
+from __future__ import annotations
+
+from .ec2_emulator import OVERLAY_VIP, REGION, Ec2World
+from .netns_services import FakeImds, Forwarder
+from .topology import Topology
+
+EC2_PORT, IMDS_PORT = 5000, 1338
+MODES = ("secondary_ip", "elastic_ip", "route_table")
+
+
+class AwsSite:
+    def __init__(self, topo: Topology, world: Ec2World, emulator_port: int) -> None:
+        self.topo, self.world = topo, world
+        self.services: list[Forwarder | FakeImds] = []
+        try:
+            for node, instance, eni in zip(topo.nodes, world.instances, world.enis, strict=True):
+                self.services.append(Forwarder(node.name, EC2_PORT, emulator_port))
+                self.services.append(FakeImds(node.name, IMDS_PORT, {"instance_id": instance, "mac": node.mac,
+                                                                      "region": REGION, "eni": eni}))
+        except BaseException:
+            self.close()
+            raise
+
+    def cloud_block(self, mode: str, extra: str = "") -> str:
+        """The `cloud aws` block of a node's vrrp_instance; IDs other than ours come from the world."""
+        specific = {"secondary_ip": "",
+                    "elastic_ip": f"        allocation_id {self.world.allocation_id}\n",
+                    "route_table": f"        route_tables {self.world.route_table}\n"}[mode]
+        return (f"    cloud aws {{\n        mode {mode}\n{specific}        endpoint http://127.0.0.1:{EC2_PORT}\n"
+                f"        imds_endpoint http://127.0.0.1:{IMDS_PORT}\n{extra}    }}\n")
+
+    def holder_eni(self, mode: str, vip: str) -> list[str]:
+        """Where the cloud sends the VIP in `mode`: the ENIs, [] if nowhere."""
+        if mode == "secondary_ip":
+            return self.world.vip_enis(vip)
+        eni = self.world.eip_eni() if mode == "elastic_ip" else self.world.route_eni(vip)
+        return [eni] if eni else []
+
+    @staticmethod
+    def vip_for(mode: str, default: str) -> str:
+        """route_table needs a VIP outside the VPC; the other modes use the subnet's."""
+        return OVERLAY_VIP if mode == "route_table" else default
+
+    def close(self) -> None:
+        for s in self.services:
+            s.close()
+        self.services.clear()

@@ -1,0 +1,307 @@
+"""EC2 emulated on 127.0.0.1 by moto's server, corrected where moto differs from EC2 in what
+failover depends on. Used by the tests, `cloudvip lab --cloud aws` and bench/.
+
+moto is fast and faithful for most of EC2, but (see shared notes, cloud-facts):
+1. `AssignPrivateIpAddresses` ignores `AllowReassignment`: the IP is added to the new ENI and
+   stays on the old one; without the flag there is no `PrivateIpAddressInUse`.
+   EC2 moves the IP with the flag and refuses without it.
+2. `DescribeNetworkInterfaces` filters `addresses.private-ip-address` / `private-ip-address`
+   match the primary IP only; EC2 matches every private IP of the ENI.
+3. `AssociateAddress` ignores `PrivateIpAddress` (binds the ENI's primary IP) and accepts an
+   address that is not the ENI's; `DescribeAddresses` shows no `InstanceId` when the EIP was
+   associated by ENI. EC2 binds the given private IP (refusing one the ENI does not have) and
+   reports the ENI's instance.
+
+`apply()` patches moto's classes in this process (moto's threaded server runs in-process), so
+a provider that relied on moto's behaviour fails here as it would on AWS. Each fix is pinned
+by tests/aws/test_moto_fixes.py. It also adds what the tests need to see and to break:
+`FAULTS` (errors the next calls of an action get), `CALLS` (every API call, timed on the
+server) and `writes()` (successful mutating calls per target ENI).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+REGION = "eu-central-1"
+VPC_CIDR, SUBNET_CIDR = "198.51.0.0/16", "198.51.100.0/24"
+#: the route-table mode's VIP lies outside the VPC, as AWS requires
+OVERLAY_VIP = "203.0.113.10"
+MUTATING = ("AssignPrivateIpAddresses", "AssociateAddress", "ReplaceRoute", "CreateRoute",
+            "UnassignPrivateIpAddresses", "DisassociateAddress")
+
+#: errors the next calls of an action get, in order, e.g.
+#: FAULTS["AssignPrivateIpAddresses"] = [("RequestLimitExceeded", 503), ("InternalError", 500)]
+FAULTS: dict[str, list[tuple[str, int]]] = {}
+
+
+@dataclass(frozen=True)
+class Call:
+    action: str
+    started: float  # time.monotonic() on the server (CLOCK_MONOTONIC: comparable across processes)
+    ended: float
+    status: int
+    eni: str  # the NetworkInterfaceId the call names, if any
+
+
+CALLS: list[Call] = []
+_lock = threading.Lock()
+_applied = False
+
+
+def writes() -> dict[str, int]:
+    """Successful mutating calls per ENI they name: the API writes the tests count."""
+    out: dict[str, int] = {}
+    with _lock:
+        for c in CALLS:
+            if c.action in MUTATING and c.status < 400:
+                out[c.eni] = out.get(c.eni, 0) + 1
+    return out
+
+
+def reset_observations() -> None:
+    with _lock:
+        CALLS.clear()
+    FAULTS.clear()
+
+
+def _error_body(code: str) -> str:
+    return (f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>{code}</Code>"
+            f"<Message>injected by the test</Message></Error></Errors><RequestID>test</RequestID></Response>")
+
+
+def _all_private_ips(eni: Any) -> list[str]:
+    ips = [eni.private_ip_address] + [a["PrivateIpAddress"] for a in eni.private_ip_addresses]
+    return list(dict.fromkeys(ip for ip in ips if ip))
+
+
+def _patch(cls: type, **attrs: Any) -> None:
+    for name, value in attrs.items():
+        setattr(cls, name, value)
+
+
+def _observe_calls() -> None:
+    """Every EC2 call timed and recorded; injected faults answered before moto sees the call."""
+    from moto.core.responses import BaseResponse
+    from werkzeug.exceptions import HTTPException
+
+    original = BaseResponse.call_action
+
+    def call_action(self: Any) -> Any:
+        action = self._get_action()
+        started = time.monotonic()
+        eni = str(self.querystring.get("NetworkInterfaceId", [""])[0]) if hasattr(self, "querystring") else ""
+        status = 500
+        try:
+            pending = FAULTS.get(action)
+            if pending:
+                code, status = pending.pop(0)
+                return (status, {"Content-Type": "text/xml"}, _error_body(code))
+            result = original(self)
+            status = int(result[0]) if isinstance(result, tuple) else 200
+            return result
+        except HTTPException as exc:  # moto's EC2 errors
+            status = int(exc.code or 500)
+            raise
+        finally:
+            with _lock:
+                CALLS.append(Call(action, started, time.monotonic(), status, eni))
+
+    setattr(BaseResponse, "call_action", call_action)  # noqa: B010 - patching moto
+
+
+def _fix_eni_filters_and_reassignment() -> None:
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface, NetworkInterfaceBackend
+    from moto.ec2.responses.elastic_network_interfaces import ElasticNetworkInterfaces
+
+    original_filter = NetworkInterface.get_filter_value
+
+    def get_filter_value(self: Any, filter_name: str, method_name: str | None = None) -> Any:
+        if filter_name in ("addresses.private-ip-address", "private-ip-address"):
+            return _all_private_ips(self)
+        return original_filter(self, filter_name, method_name)
+
+    original_assign = NetworkInterfaceBackend.assign_private_ip_addresses
+
+    def assign(self: Any, eni_id: str, private_ip_addresses: list[str] | None = None,
+               secondary_ips_count: int | None = None, allow_reassignment: bool = False) -> Any:
+        eni = self.get_network_interface(eni_id)
+        for ip in private_ip_addresses or []:
+            for other in self.enis.values():
+                if other.id == eni.id or other.subnet.id != eni.subnet.id or ip not in _all_private_ips(other):
+                    continue
+                if ip == other.private_ip_address:
+                    raise EC2ClientError("InvalidParameterValue", f"{ip} is the primary IP of {other.id}")
+                if not allow_reassignment:
+                    raise EC2ClientError("PrivateIpAddressInUse",
+                                         f"Some of the specified addresses are already assigned: {ip}")
+                other.private_ip_addresses[:] = [a for a in other.private_ip_addresses
+                                                 if a.get("PrivateIpAddress") != ip]
+        return original_assign(self, eni_id, private_ip_addresses, secondary_ips_count)
+
+    def assign_response(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        eni = self.ec2_backend.assign_private_ip_addresses(
+            self._get_param("NetworkInterfaceId"), self._get_param("PrivateIpAddresses", []),
+            self._get_int_param("SecondaryPrivateIpAddressCount", 0),
+            allow_reassignment=self._get_bool_param("AllowReassignment", False))
+        return ActionResult({"NetworkInterfaceId": eni.id, "AssignedPrivateIpAddresses": eni.private_ip_addresses})
+
+    _patch(NetworkInterface, get_filter_value=get_filter_value)
+    _patch(NetworkInterfaceBackend, assign_private_ip_addresses=assign)
+    _patch(ElasticNetworkInterfaces, assign_private_ip_addresses=assign_response)
+
+
+def _fix_elastic_ip_private_address() -> None:
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddress
+    from moto.ec2.responses.elastic_ip_addresses import ElasticIPAddresses
+
+    def private_ip_address(self: Any) -> str | None:
+        if self.eni is None:
+            return None
+        bound = getattr(self, "bound_private_ip", None)
+        return str(bound if bound in _all_private_ips(self.eni) else self.eni.private_ip_address)
+
+    def instance_id(self: Any) -> str:
+        if self.instance is not None:
+            return str(self.instance.id)
+        owner = getattr(self.eni, "instance", None) if self.eni is not None else None
+        return str(owner.id) if owner is not None else ""
+
+    original_filter = ElasticAddress.get_filter_value
+
+    def get_filter_value(self: Any, filter_name: str, method_name: str | None = None) -> Any:
+        if filter_name == "private-ip-address":
+            return private_ip_address(self)
+        if filter_name == "instance-id":
+            return instance_id(self) or None
+        return original_filter(self, filter_name, method_name)
+
+    original_associate = ElasticIPAddresses.associate_address
+
+    def associate_response(self: Any) -> Any:
+        wanted = self._get_param("PrivateIpAddress")
+        eni_id = self._get_param("NetworkInterfaceId")
+        if wanted and eni_id:
+            eni = self.ec2_backend.get_network_interface(eni_id)
+            if wanted not in _all_private_ips(eni):
+                raise EC2ClientError("InvalidParameterValue",
+                                     f"The private IP address {wanted} is not associated with {eni_id}")
+        result = original_associate(self)
+        allocation = self._get_param("AllocationId")
+        for eip in self.ec2_backend.address_by_allocation([allocation]) if allocation else []:
+            eip.bound_private_ip = wanted or None
+        return result
+
+    _patch(ElasticAddress, private_ip_address=property(private_ip_address), instance_id=property(instance_id),
+           get_filter_value=get_filter_value)
+    _patch(ElasticIPAddresses, associate_address=associate_response)
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    _observe_calls()
+    _fix_eni_filters_and_reassignment()
+    _fix_elastic_ip_private_address()
+    _applied = True
+
+
+def offline_credentials() -> None:
+    """Fake credentials and region: botocore must never look for real ones (or probe IMDS)."""
+    for var, val in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                     ("AWS_DEFAULT_REGION", REGION), ("AWS_EC2_METADATA_DISABLED", "true")):
+        os.environ[var] = val
+
+
+class Ec2Server:
+    """moto's threaded server on 127.0.0.1 (a free port), corrected by apply()."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        offline_credentials()
+        apply()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.port = int(port)
+        self.endpoint = f"http://{host}:{port}"
+
+    def client(self) -> Any:
+        """A plain client that does not retry: what the tests inject, they see."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("ec2", region_name=REGION, endpoint_url=self.endpoint,
+                            config=Config(retries={"total_max_attempts": 1}))
+
+    def reset(self) -> None:
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
+                               timeout=5).read()
+        reset_observations()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@dataclass
+class Ec2World:
+    """A VPC with two instances (one ENI each) in one subnet, an Elastic IP and a route table."""
+
+    endpoint: str
+    client: Any
+    subnet: str
+    instances: list[str]
+    enis: list[str]
+    allocation_id: str
+    route_table: str
+
+    def vip_enis(self, vip: str) -> list[str]:
+        """ENIs carrying `vip` as a private IP (secondary_ip mode)."""
+        found = self.client.describe_network_interfaces(
+            Filters=[{"Name": "addresses.private-ip-address", "Values": [vip]}])["NetworkInterfaces"]
+        return [ni["NetworkInterfaceId"] for ni in found]
+
+    def eip_eni(self) -> str:
+        """The ENI the Elastic IP is associated with ('' if none) (elastic_ip mode)."""
+        addrs = self.client.describe_addresses(AllocationIds=[self.allocation_id])["Addresses"]
+        return str(addrs[0].get("NetworkInterfaceId", "")) if addrs else ""
+
+    def route_eni(self, vip: str = OVERLAY_VIP) -> str:
+        """The ENI the route table sends `vip`/32 to ('' if no route) (route_table mode)."""
+        table = self.client.describe_route_tables(RouteTableIds=[self.route_table])["RouteTables"][0]
+        route: dict[str, Any] = next((r for r in table["Routes"] if r.get("DestinationCidrBlock") == f"{vip}/32"), {})
+        return str(route.get("NetworkInterfaceId", ""))
+
+
+def build_world(server: Ec2Server, addresses: tuple[str, ...] = ("198.51.100.11", "198.51.100.12")) -> Ec2World:
+    """A fresh emulated EC2 with one instance per address (the lab namespaces use the same ones)."""
+    server.reset()
+    client = server.client()
+    vpc = client.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    subnet = client.create_subnet(VpcId=vpc, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
+    image = client.describe_images()["Images"][0]["ImageId"]
+    instances, enis = [], []
+    for ip in addresses:
+        inst = client.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                    SubnetId=subnet, PrivateIpAddress=ip)["Instances"][0]
+        instances.append(inst["InstanceId"])
+        enis.append(inst["NetworkInterfaces"][0]["NetworkInterfaceId"])
+    allocation = client.allocate_address(Domain="vpc")["AllocationId"]
+    table = client.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    client.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    reset_observations()  # the world's own set-up calls are not the agents' writes
+    return Ec2World(server.endpoint, client, subnet, instances, enis, allocation, table)
