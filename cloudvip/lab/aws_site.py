@@ -41,6 +41,17 @@ class AwsSite:
         eni = self.world.eip_eni() if mode == "elastic_ip" else self.world.route_eni(vip)
         return [eni] if eni else []
 
+    def remove_in_cloud(self, mode: str, vip: str, eni: str) -> None:
+        """Someone removes the VIP from `eni` in the cloud behind the agents' back."""
+        client = self.world.client
+        if mode == "secondary_ip":
+            client.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[vip])
+        elif mode == "elastic_ip":
+            addr = client.describe_addresses(AllocationIds=[self.world.allocation_id])["Addresses"][0]
+            client.disassociate_address(AssociationId=addr["AssociationId"])
+        else:
+            client.delete_route(RouteTableId=self.world.route_table, DestinationCidrBlock=f"{vip}/32")
+
     @staticmethod
     def vip_for(mode: str, default: str) -> str:
         """route_table needs a VIP outside the VPC; the other modes use the subnet's."""

@@ -27,14 +27,21 @@ VIP = "198.51.100.100"
 
 
 class Lab:
-    def __init__(self, nodes: int, workdir: Path, conf: Path) -> None:
+    #: agent log lines worth echoing
+    echo: tuple[str, ...] = (" -> ", "ERROR", "Traceback")
+
+    def __init__(self, nodes: int, workdir: Path, conf: Path | None,
+                 priorities: dict[int, int] | None = None) -> None:
         self.topo = Topology("cvlab", nodes)
         self.workdir, self.conf = workdir, conf
         self.agents: list[Daemon] = []
         self.log_pos: dict[int, int] = {}
         self.t0 = time.monotonic()
         self.client: Node | None = None
-        self.priorities = {i: load(conf, config_id=f"node{i + 1}").instances[0].priority for i in range(nodes)}
+        if priorities is None:
+            assert conf is not None
+            priorities = {i: load(conf, config_id=f"node{i + 1}").instances[0].priority for i in range(nodes)}
+        self.priorities = priorities
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.2f}s] {text}", flush=True)
@@ -57,7 +64,7 @@ class Lab:
             with open(path, encoding="utf-8", errors="replace") as fh:
                 fh.seek(self.log_pos.get(i, 0))
                 for line in fh:
-                    if " -> " in line or "ERROR" in line or "Traceback" in line:
+                    if any(mark in line for mark in self.echo):
                         print(f"           node{i + 1}| {line.rstrip()}")
                 self.log_pos[i] = fh.tell()
 
@@ -83,6 +90,7 @@ class Lab:
         n = len(self.priorities)
         self.topo.create()
         self.client = self.topo.add_host("c", 50)
+        assert self.conf is not None
         self.agents = [Daemon(self.topo, node, "cloudvip", self.conf, self.workdir, log_level="info",
                               config_id=f"node{i + 1}") for i, node in enumerate(self.topo.nodes)]
         desc = ", ".join(f"node{i + 1} {self.topo.nodes[i].ip} priority {p}" for i, p in self.priorities.items())
@@ -151,23 +159,30 @@ class Lab:
         print(f"cleaned up: namespaces {self.topo.tag}* removed")
 
 
+def run_lab(lab: Lab) -> int:
+    """Run, and remove everything afterwards, also on Ctrl-C or SIGTERM."""
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        return lab.run()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        lab.cleanup()
+
+
 def main(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("cloudvip lab needs root: it creates network namespaces, veth pairs and a bridge "
               "(run it as root, e.g. `sudo make lab`)", file=sys.stderr)
         return 2
+    if args.cloud == "aws":
+        from .aws_demo import main as aws_main
+
+        return aws_main(args)
     with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp, \
             as_file(files("cloudvip").joinpath("examples/lab.conf")) as conf:
-        lab = Lab(args.nodes, Path(tmp), Path(conf))
-
-        def interrupted(signum: int, _frame: object) -> None:
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, interrupted)
-        try:
-            return lab.run()
-        except KeyboardInterrupt:
-            print("\ninterrupted", file=sys.stderr)
-            return 130
-        finally:
-            lab.cleanup()
+        return run_lab(Lab(args.nodes, Path(tmp), Path(conf)))

@@ -98,22 +98,10 @@ def test_killing_the_master_moves_the_vip_in_ec2(world: World, mode: str) -> Non
         assert (addr["PrivateIpAddress"], addr["InstanceId"]) == ("198.51.100.12", world.ec2.instances[1])
 
 
-def take_away(world: World, mode: str) -> None:
-    """Someone removes the VIP in the cloud behind the agents' back."""
-    ec2 = world.ec2
-    if mode == "secondary_ip":
-        ec2.client.unassign_private_ip_addresses(NetworkInterfaceId=ec2.enis[0], PrivateIpAddresses=[VIP])
-    elif mode == "elastic_ip":
-        addr = ec2.client.describe_addresses(AllocationIds=[ec2.allocation_id])["Addresses"][0]
-        ec2.client.disassociate_address(AssociationId=addr["AssociationId"])
-    else:
-        ec2.client.delete_route(RouteTableId=ec2.route_table, DestinationCidrBlock=f"{AwsSite.vip_for(mode, VIP)}/32")
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_a_vip_removed_behind_the_agents_back_is_reclaimed(world: World, mode: str) -> None:
     a, b = world.pair(mode)
-    take_away(world, mode)
+    world.site.remove_in_cloud(mode, AwsSite.vip_for(mode, VIP), world.ec2.enis[0])
     reset_observations()  # count the agents' writes only
     assert world.site.holder_eni(mode, AwsSite.vip_for(mode, VIP)) == []
     assert world.topo.wait_for(lambda: world.holds(mode, 0, a), 5, 0.05), a.log

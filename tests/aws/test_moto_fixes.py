@@ -55,7 +55,8 @@ def test_elastic_ip_refuses_a_private_ip_the_eni_does_not_have(ec2: Ec2World) ->
         ec2.client.associate_address(AllocationId=ec2.allocation_id, NetworkInterfaceId=ec2.enis[1],
                                      PrivateIpAddress="198.51.100.11", AllowReassociation=True)
     assert exc.value.response["Error"]["Code"] == "InvalidParameterValue"
-    assert not ec2.client.describe_addresses(AllocationIds=[ec2.allocation_id])["Addresses"][0].get("NetworkInterfaceId")
+    addr = ec2.client.describe_addresses(AllocationIds=[ec2.allocation_id])["Addresses"][0]
+    assert not addr.get("NetworkInterfaceId")
 
 
 def test_elastic_ip_without_private_ip_binds_the_primary(ec2: Ec2World) -> None:
