@@ -21,6 +21,7 @@ server) and `writes()` (successful mutating calls per target ENI).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -47,10 +48,14 @@ class Call:
     ended: float
     status: int
     eni: str  # the NetworkInterfaceId the call names, if any
+    # the whole HTTP request in the emulator (parsing and rendering too): what the API costs
+    http_started: float = 0.0
+    http_ended: float = 0.0
 
 
 CALLS: list[Call] = []
 _lock = threading.Lock()
+_request = threading.local()  # indexes into CALLS of the calls the current HTTP request made
 _applied = False
 
 
@@ -111,8 +116,26 @@ def _observe_calls() -> None:
         finally:
             with _lock:
                 CALLS.append(Call(action, started, time.monotonic(), status, eni))
+                getattr(_request, "calls", []).append(len(CALLS) - 1)
 
     setattr(BaseResponse, "call_action", call_action)  # noqa: B010 - patching moto
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original_app = DomainDispatcherApplication.__call__
+
+    def timed_request(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        _request.calls = []
+        started = time.monotonic()
+        result = original_app(self, environ, start_response)
+        ended = time.monotonic()
+        with _lock:
+            for i in _request.calls:
+                if i < len(CALLS):  # not reset meanwhile
+                    CALLS[i] = dataclasses.replace(CALLS[i], http_started=started, http_ended=ended)
+        return result
+
+    setattr(DomainDispatcherApplication, "__call__", timed_request)  # noqa: B010
 
 
 def _fix_eni_filters_and_reassignment() -> None:

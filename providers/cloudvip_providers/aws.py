@@ -10,6 +10,7 @@ un-assigns the VIP from someone else; it only removes its own host address.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +91,10 @@ class AwsProvider(Provider):
         self._ec2 = await asyncio.to_thread(self._client, region)  # pay import and credential costs now
         if s.mode == "route_table":
             await self._warn_source_dest_check()
+        try:  # who our peers are, before any failover needs to know (and the connection is open)
+            await self._map_peers()
+        except ProviderError as exc:
+            self.ctx.log.warning("%s: cannot look up the peers' ENIs yet: %s", self.ctx.instance.name, exc)
         self.ctx.log.info("%s: aws %s on instance %s, ENI %s, region %s", self.ctx.instance.name, s.mode,
                           instance_id, eni, region)
 
@@ -104,10 +109,13 @@ class AwsProvider(Provider):
         return client
 
     async def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        started = time.monotonic()
         try:
             result: dict[str, Any] = await asyncio.to_thread(getattr(self._ec2, op), **kwargs)
         except Exception as exc:
             raise classify(exc) from None
+        finally:
+            self.ctx.log.debug("%s: ec2 %s %.1f ms", self.ctx.instance.name, op, (time.monotonic() - started) * 1000)
         return result
 
     async def _warn_source_dest_check(self) -> None:
@@ -128,9 +136,11 @@ class AwsProvider(Provider):
 
     # ---------- who holds it ----------
     async def holder(self) -> HolderInfo:
+        return await self._classify(await self._holders())
+
+    async def _classify(self, holders: list[str]) -> HolderInfo:
         assert self.target is not None
-        holders = await self._holders()
-        if holders and all(h == self.target.eni for h in holders):
+        if self._ours(holders):
             return HolderInfo(Holder.SELF, self.target.eni)
         others = sorted({e for h in holders if h and h != self.target.eni for e in h.split(",")})
         if others:
@@ -140,6 +150,10 @@ class AwsProvider(Provider):
             detail = ", ".join(f"{e} ({self.peer_enis[e]})" if e in self.peer_enis else e for e in others)
             return HolderInfo(Holder.PEER if known else Holder.OTHER, detail)
         return HolderInfo(Holder.NOBODY)
+
+    def _ours(self, holders: list[str]) -> bool:
+        assert self.target is not None
+        return bool(holders) and all(h == self.target.eni for h in holders)
 
     async def discover_peers(self) -> list[IPAddress]:
         """Private addresses of the running instances carrying peer_tag, ourselves excluded."""
@@ -194,13 +208,16 @@ class AwsProvider(Provider):
     # ---------- moves ----------
     async def take(self) -> None:
         assert self.target is not None
-        current = await self.holder()
-        if current.holder is not Holder.SELF:
+        # the failover's critical path is three calls: check, write, verify. Who else holds
+        # the VIP matters only when the verification does not find it ours.
+        current = await self._holders()
+        if not self._ours(current):
             if not self.ctx.wanted():
                 self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
                 return
             await self._point_to(self.target.eni)
-            verified = await self.holder()
+            after = await self._holders()
+            verified = HolderInfo(Holder.SELF) if self._ours(after) else await self._classify(after)
             if verified.holder is Holder.PEER:
                 # a peer claimed right after us: both are master (a partition). The last claim
                 # stands; fighting back would be ping-pong. Reconciliation reports it and the
@@ -210,8 +227,10 @@ class AwsProvider(Provider):
             elif verified.holder is not Holder.SELF:
                 raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
             else:
+                was = ", ".join(f"{e} ({self.peer_enis[e]})" if e in self.peer_enis else e
+                                for e in sorted({e for h in current for e in h.split(",") if e}))
                 self.ctx.log.info("%s: aws %s now points to %s (was %s)", self.ctx.instance.name,
-                                  self.settings.mode, self.target.eni, current.detail or "nobody")
+                                  self.settings.mode, self.target.eni, was or "nobody")
         if self.settings.mode != "elastic_ip":
             await self.host_side.take()
 
