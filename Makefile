@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.installed
 DEB_PKGS := keepalived haproxy iproute2 iputils-ping nftables tcpdump procps psmisc
 DEB_CMDS := keepalived haproxy ip nft ping tcpdump pkill killall
 
+CHECKOV := .venv-checkov/.installed
+
 .PHONY: test lab venv sysdeps bench clean
 
 $(STAMP): pyproject.toml
@@ -20,6 +22,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# checkov (static analysis of the Terraform examples) in its own venv: its pins clash with ours
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q checkov
+	touch $@
+
 sysdeps:
 	@missing=""; for c in $(DEB_CMDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
@@ -29,17 +37,17 @@ sysdeps:
 	  else echo "not root: cannot install$$missing; namespace tests will be skipped"; fi; \
 	fi
 
-test: $(STAMP) sysdeps
+test: $(STAMP) $(CHECKOV) sysdeps
 	$(VENV)/bin/ruff check -q cloudvip providers tests bench
 	$(VENV)/bin/mypy
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lab: $(STAMP) sysdeps
-	$(VENV)/bin/cloudvip lab
+	$(VENV)/bin/cloudvip lab $(LAB_ARGS)
 
 bench: $(STAMP) sysdeps
 	$(PY) bench/fuzz_decoder.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .venv-checkov .venv-awscli .pytest_cache .hypothesis build *.egg-info

@@ -50,6 +50,7 @@ class VipMover:
         self._task: asyncio.Task[None] | None = None
         self._reconciler: asyncio.Task[None] | None = None
         self._yield_to: IPAddress | None = None
+        self._gave_up = False  # the last move failed for good: the reconciler tries it again
         provider.ctx.wanted = lambda: self.desired
 
     def start(self) -> None:
@@ -98,6 +99,15 @@ class VipMover:
         while True:
             await asyncio.sleep(min(interval, 1.0) if suspect else interval)  # look closer during a split brain
             suspect = False
+            if self._gave_up and self.actual is None and not self._wake.is_set():
+                # a move that failed for good (e.g. access denied while a new IAM policy propagates)
+                # is tried again each round, not left undone until the next transition
+                self._gave_up = False
+                self.log.warning("%s: retrying the %s that failed: %s", self.name,
+                                 "take" if self.desired else "release", self.stats.last_error)
+                self._settled.clear()
+                self._wake.set()
+                continue
             if not (self.desired and self.actual):
                 continue
             self.stats.last_reconcile = time.monotonic()
@@ -167,7 +177,8 @@ class VipMover:
         except Exception as exc:  # not retryable, or superseded while failing
             self.actual = None
             if self.desired == target:
-                self.log.error("%s: %s failed for good: %s", self.name, op, exc)
+                self._gave_up = True
+                self.log.error("%s: %s failed: %s (tried again at the next reconciliation)", self.name, op, exc)
             return False
 
     async def _call_logged(self, op: str, *args: object) -> None:

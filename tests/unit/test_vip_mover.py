@@ -189,6 +189,22 @@ def test_settle_is_immediate_when_nothing_to_do(hold: bool) -> None:
     assert run(go())
 
 
+def test_a_move_that_failed_for_good_is_tried_again_at_the_next_reconciliation() -> None:
+    async def go() -> tuple[list[str], VipMover, bool]:
+        p = FakeProvider()
+        p.reconcile_interval = 0.1
+        m = mover(p)
+        assert await m.settle(1)
+        p.failures, p.retryable = 1, False  # e.g. access denied: the IAM policy is not there yet
+        m.want(True)
+        settled_at_once = await m.settle(0.05)
+        assert await m.settle(1)  # the reconciler's round took it
+        await m.stop()
+        return p.calls, m, settled_at_once
+    calls, m, at_once = run(go())
+    assert not at_once and calls == ["release", "take", "take"] and m.actual is True
+
+
 def test_reconcile_reasserts_when_the_vip_points_to_nobody() -> None:
     async def go() -> tuple[list[str], VipMover]:
         p = FakeProvider()
