@@ -2,9 +2,8 @@
 
 Modes: `secondary_ip` (AssignPrivateIpAddresses with AllowReassignment, then the address on the
 host), `elastic_ip` (AssociateAddress with AllowReassociation), `route_table` (ReplaceRoute, or
-CreateRoute when missing, of VIP/32 to our ENI). Every move reads who holds the VIP first, acts
-only if it is not us, and verifies afterwards. Release never touches the cloud: a backup never
-un-assigns the VIP from someone else; it only removes its own host address.
+CreateRoute when missing, of VIP/32 to our ENI). The targets are ENIs; check, write, verify and
+the split-brain rules are CloudProvider's.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from typing import Any
 
 from cloudvip.config.diagnostics import Diagnostics
 from cloudvip.config.model import IPAddress, VrrpInstance
-from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext, ProviderError
+from cloudvip.provider import ProviderContext, ProviderError
 
 from . import aws_settings
 from .aws_imds import Imds, ImdsError
-from .linux import LinuxProvider
+from .cloud import CloudProvider
 
 RETRYABLE_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "InternalError", "InternalFailure",
                    "ServiceUnavailable", "Unavailable", "RequestTimeout", "RequestExpired"}
@@ -48,7 +47,7 @@ class Target:
     region: str
 
 
-class AwsProvider(Provider):
+class AwsProvider(CloudProvider):
     name = "aws"
 
     @classmethod
@@ -57,26 +56,24 @@ class AwsProvider(Provider):
         aws_settings.parse(instance.cloud, instance, diags)
 
     def __init__(self, ctx: ProviderContext) -> None:
-        super().__init__(ctx)
         diags = Diagnostics()
         assert ctx.instance.cloud is not None
         settings = aws_settings.parse(ctx.instance.cloud, ctx.instance, diags)
         if settings is None:
             raise ProviderError("; ".join(str(d) for d in diags.errors), retryable=False)
+        # the OS must carry a secondary IP or an overlay IP too; an Elastic IP lives in AWS only
+        super().__init__(ctx, on_host=settings.mode != "elastic_ip")
         self.settings = settings
+        self.label = f"aws {settings.mode}"
         self.reconcile_interval = settings.reconcile_interval
         self.peer_refresh = settings.peer_refresh if settings.peer_tag else None
-        self.discovered: list[IPAddress] = []
-        self.host_side = LinuxProvider(ctx)  # the OS must carry a secondary IP or overlay IP too
         self.target: Target | None = None
         self._ec2: Any = None
-        self.peer_enis: dict[str, str] = {}  # ENI -> peer address, for telling a split brain from a stranger
 
     # ---------- start: discovery and client ----------
     async def start(self) -> None:
         s = self.settings
-        if s.mode != "elastic_ip":
-            await self.host_side.start()
+        await self.start_host()
         instance_id, eni, region = s.instance_id, s.eni, s.region
         if not (instance_id and eni and region):
             link = await self.ctx.host.link(self.ctx.instance.interface)
@@ -88,13 +85,11 @@ class AwsProvider(Provider):
                                     "block to run without IMDS)", retryable=False) from None
             instance_id, eni, region = instance_id or ident.instance_id, eni or ident.eni, region or ident.region
         self.target = Target(instance_id, eni, region)
+        self.me = eni
         self._ec2 = await asyncio.to_thread(self._client, region)  # pay import and credential costs now
         if s.mode == "route_table":
             await self._warn_source_dest_check()
-        try:  # who our peers are, before any failover needs to know (and the connection is open)
-            await self._map_peers()
-        except ProviderError as exc:
-            self.ctx.log.warning("%s: cannot look up the peers' ENIs yet: %s", self.ctx.instance.name, exc)
+        await self.map_peers_early()
         self.ctx.log.info("%s: aws %s on instance %s, ENI %s, region %s", self.ctx.instance.name, s.mode,
                           instance_id, eni, region)
 
@@ -134,27 +129,7 @@ class AwsProvider(Provider):
     def vips(self) -> list[str]:
         return [str(v.address) for v in self.ctx.instance.vips if v.address.version == 4]
 
-    # ---------- who holds it ----------
-    async def holder(self) -> HolderInfo:
-        return await self._classify(await self._holders())
-
-    async def _classify(self, holders: list[str]) -> HolderInfo:
-        assert self.target is not None
-        if self._ours(holders):
-            return HolderInfo(Holder.SELF, self.target.eni)
-        others = sorted({e for h in holders if h and h != self.target.eni for e in h.split(",")})
-        if others:
-            if not self.peer_enis or any(e not in self.peer_enis for e in others):
-                await self._map_peers()  # a peer may have been replaced since we looked
-            known = all(e in self.peer_enis for e in others)
-            detail = ", ".join(f"{e} ({self.peer_enis[e]})" if e in self.peer_enis else e for e in others)
-            return HolderInfo(Holder.PEER if known else Holder.OTHER, detail)
-        return HolderInfo(Holder.NOBODY)
-
-    def _ours(self, holders: list[str]) -> bool:
-        assert self.target is not None
-        return bool(holders) and all(h == self.target.eni for h in holders)
-
+    # ---------- the cloud side: ENIs ----------
     async def discover_peers(self) -> list[IPAddress]:
         """Private addresses of the running instances carrying peer_tag, ourselves excluded."""
         from ipaddress import ip_address
@@ -173,14 +148,13 @@ class AwsProvider(Provider):
 
     async def _map_peers(self) -> None:
         """ENIs of our VRRP peers, found by their addresses."""
-        peers = [str(p.address) for p in self.ctx.instance.unicast_peers if p.address.version == 4]
-        peers += [str(p) for p in self.discovered if str(p) not in peers]
+        peers = [p for p in self.peer_addresses() if ":" not in p]
         if not peers:
             return
         found = await self._call("describe_network_interfaces", Filters=[
             {"Name": "addresses.private-ip-address", "Values": peers}])
-        self.peer_enis = {ni["NetworkInterfaceId"]: ni.get("PrivateIpAddress", "")
-                          for ni in found.get("NetworkInterfaces", [])}
+        self.peer_targets = {ni["NetworkInterfaceId"]: ni.get("PrivateIpAddress", "")
+                             for ni in found.get("NetworkInterfaces", [])}
 
     async def _holders(self) -> list[str]:
         """The ENI each VIP (or the Elastic IP) points to; '' where it points nowhere."""
@@ -206,34 +180,6 @@ class AwsProvider(Provider):
         return out
 
     # ---------- moves ----------
-    async def take(self) -> None:
-        assert self.target is not None
-        # the failover's critical path is three calls: check, write, verify. Who else holds
-        # the VIP matters only when the verification does not find it ours.
-        current = await self._holders()
-        if not self._ours(current):
-            if not self.ctx.wanted():
-                self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
-                return
-            await self._point_to(self.target.eni)
-            after = await self._holders()
-            verified = HolderInfo(Holder.SELF) if self._ours(after) else await self._classify(after)
-            if verified.holder is Holder.PEER:
-                # a peer claimed right after us: both are master (a partition). The last claim
-                # stands; fighting back would be ping-pong. Reconciliation reports it and the
-                # election settles it when adverts flow again.
-                self.ctx.log.warning("%s: split brain? peer %s claimed the VIP right after us; not fighting",
-                                     self.ctx.instance.name, verified.detail)
-            elif verified.holder is not Holder.SELF:
-                raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
-            else:
-                was = ", ".join(f"{e} ({self.peer_enis[e]})" if e in self.peer_enis else e
-                                for e in sorted({e for h in current for e in h.split(",") if e}))
-                self.ctx.log.info("%s: aws %s now points to %s (was %s)", self.ctx.instance.name,
-                                  self.settings.mode, self.target.eni, was or "nobody")
-        if self.settings.mode != "elastic_ip":
-            await self.host_side.take()
-
     async def _point_to(self, eni: str) -> None:
         """Make the cloud send the VIP to `eni` (ours, or the master's when we hand it over)."""
         assert self.target is not None
@@ -258,36 +204,3 @@ class AwsProvider(Provider):
                     op = "replace_route" if dest in present else "create_route"
                     await self._call(op, RouteTableId=table["RouteTableId"], DestinationCidrBlock=dest,
                                      NetworkInterfaceId=eni)
-
-    async def announce(self) -> None:
-        """A master that hears a lower priority may have lost the VIP to that node during a
-        partition (keepalived's notify_master_rx_lower_pri case): take it back if so."""
-        if (await self.holder()).holder is not Holder.SELF:
-            self.ctx.log.warning("%s: a lower-priority master held the VIP: re-asserting", self.ctx.instance.name)
-            await self.take()
-
-    async def release(self) -> None:
-        if self.settings.mode != "elastic_ip":
-            await self.host_side.release()
-
-    async def yield_to(self, master: IPAddress) -> None:
-        """We stepped down for `master` after a split brain: if the cloud still sends the VIP to
-        us, hand it to the master (it may never hear an advert from us to re-assert itself).
-        Wait two advert intervals first: a master that did hear us re-asserts by itself, and
-        then there is nothing to write."""
-        await asyncio.sleep(2 * self.ctx.instance.advert_int)
-        info = await self.holder()
-        if info.holder is not Holder.SELF:
-            return
-        if str(master) not in self.peer_enis.values():
-            await self._map_peers()
-        eni = next((e for e, ip in self.peer_enis.items() if ip == str(master)), None)
-        if eni is None:
-            self.ctx.log.warning("%s: the cloud still points to us but master %s has no known ENI; its "
-                                 "reconciliation will take the VIP", self.ctx.instance.name, master)
-            return
-        await self._point_to(eni)
-        self.ctx.log.info("%s: handed the VIP to master %s (%s)", self.ctx.instance.name, master, eni)
-
-    async def close(self) -> None:
-        await self.host_side.close()

@@ -66,6 +66,7 @@ def provider(ec2: Ec2World, index: int, peer: str | None = None) -> tuple[AwsPro
     host = FakeHost()
     p = AwsProvider(ProviderContext(inst, loads(conf(cloud)).global_defs, host,  # type: ignore[arg-type]
                                     logging.getLogger("test")))
+    assert p.host_side is not None
     p.host_side._announcers = {}  # no raw frames from a unit test
     return p, host
 
@@ -190,7 +191,8 @@ def mode_provider(ec2: Ec2World, index: int, extra: str) -> AwsProvider:
     cfg = loads(conf(cloud))
     p = AwsProvider(ProviderContext(cfg.instances[0], cfg.global_defs, FakeHost(),  # type: ignore[arg-type]
                                     logging.getLogger("test")))
-    p.host_side._announcers = {}
+    if p.host_side is not None:  # none for an Elastic IP
+        p.host_side._announcers = {}
     return p
 
 

@@ -1,0 +1,143 @@
+"""What every cloud provider does the same way, whatever its API: check, write, verify;
+telling a peer from a stranger; no fight in a split brain; handing the VIP over.
+
+A subclass names the cloud-side targets (an ENI, a server id) and implements three calls:
+`_holders()` (where the cloud sends each VIP now), `_point_to(target)` (send it there) and
+`_map_peers()` (which targets belong to our VRRP peers). Release never touches the cloud:
+a backup never takes the VIP away from anyone; it only drops its own host address.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+
+from cloudvip.config.model import IPAddress
+from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext
+
+from .linux import LinuxProvider
+
+
+class CloudProvider(Provider):
+    #: how the logs name this provider and mode, e.g. "aws secondary_ip"
+    label: str = ""
+
+    def __init__(self, ctx: ProviderContext, on_host: bool) -> None:
+        super().__init__(ctx)
+        #: the host must carry the address too (a secondary IP, a floating IP), or not (an Elastic IP)
+        self.host_side: LinuxProvider | None = LinuxProvider(ctx) if on_host else None
+        self.me = ""  # our target in the cloud, known after start()
+        self.peer_targets: dict[str, str] = {}  # a peer's target -> its address
+        self.discovered: list[IPAddress] = []  # peers found in the cloud (tags, labels)
+
+    # ---------- what a cloud implements ----------
+    @abc.abstractmethod
+    async def _holders(self) -> list[str]:
+        """For each VIP, the target the cloud sends it to ('' for none; 'a,b' for several)."""
+
+    @abc.abstractmethod
+    async def _point_to(self, target: str) -> None:
+        """Make the cloud send the VIPs to `target` (ours, or the master's when handing over)."""
+
+    @abc.abstractmethod
+    async def _map_peers(self) -> None:
+        """Fill peer_targets from our VRRP peers' addresses (peer_addresses())."""
+
+    # ---------- shared ----------
+    def peer_addresses(self) -> list[str]:
+        peers = [str(p.address) for p in self.ctx.instance.unicast_peers]
+        return peers + [str(p) for p in self.discovered if str(p) not in peers]
+
+    async def start_host(self) -> None:
+        if self.host_side is not None:
+            await self.host_side.start()
+
+    async def map_peers_early(self) -> None:
+        """Who our peers are, before a failover needs to know (and the API connection is open)."""
+        from cloudvip.provider import ProviderError
+
+        try:
+            await self._map_peers()
+        except ProviderError as exc:
+            self.ctx.log.warning("%s: cannot look up the peers yet: %s", self.ctx.instance.name, exc)
+
+    def _ours(self, holders: list[str]) -> bool:
+        return bool(holders) and all(h == self.me for h in holders)
+
+    def _named(self, target: str) -> str:
+        return f"{target} ({self.peer_targets[target]})" if target in self.peer_targets else target
+
+    async def holder(self) -> HolderInfo:
+        return await self._classify(await self._holders())
+
+    async def _classify(self, holders: list[str]) -> HolderInfo:
+        if self._ours(holders):
+            return HolderInfo(Holder.SELF, self.me)
+        others = sorted({t for h in holders if h and h != self.me for t in h.split(",")})
+        if not others:
+            return HolderInfo(Holder.NOBODY)
+        if not self.peer_targets or any(t not in self.peer_targets for t in others):
+            await self._map_peers()  # a peer may have been replaced since we looked
+        known = all(t in self.peer_targets for t in others)
+        return HolderInfo(Holder.PEER if known else Holder.OTHER, ", ".join(self._named(t) for t in others))
+
+    async def take(self) -> None:
+        from cloudvip.provider import ProviderError
+
+        # the failover's critical path is three calls: check, write, verify. Who else holds
+        # the VIP matters only when the verification does not find it ours.
+        current = await self._holders()
+        if not self._ours(current):
+            if not self.ctx.wanted():
+                self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
+                return
+            await self._point_to(self.me)
+            after = await self._holders()
+            verified = HolderInfo(Holder.SELF) if self._ours(after) else await self._classify(after)
+            if verified.holder is Holder.PEER:
+                # a peer claimed right after us: both are master (a partition). The last claim
+                # stands; fighting back would be ping-pong. Reconciliation reports it and the
+                # election settles it when adverts flow again.
+                self.ctx.log.warning("%s: split brain? peer %s claimed the VIP right after us; not fighting",
+                                     self.ctx.instance.name, verified.detail)
+            elif verified.holder is not Holder.SELF:
+                raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
+            else:
+                was = ", ".join(self._named(t) for t in sorted({t for h in current for t in h.split(",") if t}))
+                self.ctx.log.info("%s: %s now points to %s (was %s)", self.ctx.instance.name, self.label,
+                                  self.me, was or "nobody")
+        if self.host_side is not None:
+            await self.host_side.take()
+
+    async def announce(self) -> None:
+        """A master that hears a lower priority may have lost the VIP to that node during a
+        partition (keepalived's notify_master_rx_lower_pri case): take it back if so."""
+        if (await self.holder()).holder is not Holder.SELF:
+            self.ctx.log.warning("%s: a lower-priority master held the VIP: re-asserting", self.ctx.instance.name)
+            await self.take()
+
+    async def release(self) -> None:
+        if self.host_side is not None:
+            await self.host_side.release()
+
+    async def yield_to(self, master: IPAddress) -> None:
+        """We stepped down for `master` after a split brain: if the cloud still sends the VIP to
+        us, hand it to the master (it may never hear an advert from us to re-assert itself).
+        Wait two advert intervals first: a master that did hear us re-asserts by itself, and
+        then there is nothing to write."""
+        await asyncio.sleep(2 * self.ctx.instance.advert_int)
+        if (await self.holder()).holder is not Holder.SELF:
+            return
+        if str(master) not in self.peer_targets.values():
+            await self._map_peers()
+        target = next((t for t, ip in self.peer_targets.items() if ip == str(master)), None)
+        if target is None:
+            self.ctx.log.warning("%s: the cloud still points to us but master %s is not known there; its "
+                                 "reconciliation will take the VIP", self.ctx.instance.name, master)
+            return
+        await self._point_to(target)
+        self.ctx.log.info("%s: handed the VIP to master %s (%s)", self.ctx.instance.name, master, target)
+
+    async def close(self) -> None:
+        if self.host_side is not None:
+            await self.host_side.close()
