@@ -32,11 +32,13 @@ DEFAULT_PROVIDER = "linux"
 
 
 class ProviderError(Exception):
-    """A failed provider call. `retryable`: worth trying again (throttling, 5xx, timeouts)."""
+    """A failed provider call. `retryable`: worth trying again (throttling, 5xx, timeouts);
+    `retry_after`: the API said how long to wait at least (rate-limit headers)."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class Holder(str, Enum):

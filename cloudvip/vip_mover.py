@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
@@ -23,6 +24,14 @@ from .provider import Holder, Provider, ProviderError
 
 def _retryable(exc: BaseException) -> bool:
     return not isinstance(exc, ProviderError) or exc.retryable
+
+
+def _honouring_retry_after(backoff: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
+    """The jittered backoff, but never shorter than what the API asked for."""
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return max(backoff(state), exc.retry_after if isinstance(exc, ProviderError) else 0.0)
+    return wait
 
 
 @dataclass
@@ -167,7 +176,7 @@ class VipMover:
 
         try:
             async for attempt in AsyncRetrying(
-                    wait=wait_random_exponential(multiplier=0.2, max=self._backoff_max),
+                    wait=_honouring_retry_after(wait_random_exponential(multiplier=0.2, max=self._backoff_max)),
                     retry=retry_if_exception(_retryable), stop=changed, before_sleep=before_sleep,
                     reraise=True):
                 with attempt:

@@ -127,11 +127,11 @@ def imds_handler(identity: Callable[[], dict[str, str]]) -> type[BaseHTTPRequest
     return Handler
 
 
-class FakeImds:
-    def __init__(self, ns: str, port: int, identity: dict[str, str]) -> None:
-        self.identity = identity
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), imds_handler(lambda: self.identity),
-                                          bind_and_activate=False)
+class NetnsHttp:
+    """An HTTP service on 127.0.0.1:port inside namespace `ns`."""
+
+    def __init__(self, ns: str, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
         self.server.socket.close()
         self.server.socket = listen_in_netns(ns, port)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -139,3 +139,27 @@ class FakeImds:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeImds(NetnsHttp):
+    def __init__(self, ns: str, port: int, identity: dict[str, str]) -> None:
+        self.identity = identity
+        super().__init__(ns, port, imds_handler(lambda: self.identity))
+
+
+def hetzner_metadata_handler(paths: dict[str, str]) -> type[BaseHTTPRequestHandler]:
+    """Hetzner's metadata service: plain GETs under /hetzner/v1/metadata, no auth."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            body = paths.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            data = (body or "not found").encode()
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler

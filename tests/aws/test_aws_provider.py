@@ -11,37 +11,16 @@ import pytest
 
 from cloudvip.config import loads
 from cloudvip.config.diagnostics import Diagnostics
-from cloudvip.hostnet import Link
 from cloudvip.provider import Holder, ProviderContext, ProviderError, check_providers
 from cloudvip_providers.aws import AwsProvider, classify
 from cloudvip_providers.aws_settings import parse
 
 from cloudvip.lab.ec2_emulator import writes
 
+from ..fake_host import FakeHost
 from .conftest import REGION, Ec2World
 
 VIP = "198.51.100.100"
-
-
-class FakeHost:
-    """Records what the provider does on the host."""
-
-    def __init__(self) -> None:
-        self.addresses: set[str] = set()
-
-    async def link(self, name: str) -> Link:
-        return Link(name, 2, "02:00:00:00:00:01", True)
-
-    async def add_address(self, ifindex: int, vip: Any) -> bool:
-        self.addresses.add(str(vip.address))
-        return True
-
-    async def remove_address(self, ifindex: int, vip: Any) -> bool:
-        self.addresses.discard(str(vip.address))
-        return True
-
-    async def has_address(self, ifindex: int, address: Any) -> bool:
-        return str(address) in self.addresses
 
 
 def conf(cloud: str, peer: str | None = None) -> str:
@@ -165,7 +144,7 @@ def test_errors_are_classified() -> None:
     ("mode route_table\n route_tables rtb-x", "route_tables rtb-x not valid"),
     ("mode secondary_ip\n eni i-123", "cloud aws: eni 'i-123' is not valid"),
     ("mode secondary_ip\n reconcile_interval 0", "reconcile_interval '0' is not valid"),
-    ("", "k.conf:7: cloud aws needs a mode"),
+    ("", "k.conf:7: cloud aws: needs a mode"),
 ])
 def test_cloud_block_errors(cloud: str, message: str) -> None:
     inst = loads(conf(cloud), "k.conf").instances[0]

@@ -1,0 +1,242 @@
+"""Hetzner Cloud: move the VIP through the hcloud API (hcloud-python, imported only when used).
+
+Modes: `floating_ip` (assign the floating IP to this server, wait for the action, verify) and
+`alias_ip` (move the alias IP on a private network: the old holder's alias list shrinks, ours
+grows, every other alias IP stays). In both the host carries the address too. Targets are
+server ids; check, write, verify and the split-brain rules are CloudProvider's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import urllib.request
+from ipaddress import ip_address, ip_network
+from typing import Any, Callable, TypeVar
+
+from cloudvip.config.diagnostics import Diagnostics
+from cloudvip.config.model import IPAddress, VrrpInstance
+from cloudvip.provider import ProviderContext, ProviderError
+
+from . import hetzner_settings
+from .cloud import CloudProvider
+from .hetzner_settings import API
+
+T = TypeVar("T")
+RETRYABLE_CODES = {"rate_limit_exceeded", "conflict", "locked", "timeout", "bad_gateway", "service_error",
+                   "unavailable", "server_error", "maintenance", "action_failed"}
+
+
+def read_token(path: str | None) -> str:
+    """The API token from `path` (owner-only permissions required) or $HCLOUD_TOKEN."""
+    if path is None:
+        token = os.environ.get("HCLOUD_TOKEN", "").strip()
+        if not token:
+            raise ProviderError("no API token: set token_file in the cloud block or HCLOUD_TOKEN", retryable=False)
+        return token
+    try:
+        st = os.stat(path)
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ProviderError(f"token file {path} is accessible by group or others (mode "
+                                f"{stat.S_IMODE(st.st_mode):04o}): chmod 600 {path}", retryable=False)
+        with open(path, encoding="utf-8") as fh:
+            token = fh.read().strip()
+    except OSError as exc:
+        raise ProviderError(f"token file {path}: {exc.strerror}", retryable=False) from None
+    if not token:
+        raise ProviderError(f"token file {path} is empty", retryable=False)
+    return token
+
+
+def classify(exc: Exception, remaining: int | None) -> ProviderError:
+    """Map an hcloud/requests exception to a ProviderError (never with the token in it)."""
+    from hcloud import APIException
+    from hcloud.actions import ActionFailedException, ActionTimeoutException
+    from requests import RequestException
+
+    if isinstance(exc, APIException):
+        code = exc.code
+        retryable = code in RETRYABLE_CODES or (isinstance(code, int) and (code >= 500 or code == 429))
+        # one request comes back every second: after a 429, the next try waits at least that
+        wait = 1.0 if code in ("rate_limit_exceeded", 429) else 0.0
+        budget = f", {remaining} requests left this hour" if remaining is not None else ""
+        return ProviderError(f"{code}: {exc.message}{budget}", retryable=retryable, retry_after=wait)
+    if isinstance(exc, (ActionFailedException, ActionTimeoutException)):
+        return ProviderError(f"action {exc.action.command} did not succeed: {type(exc).__name__}")
+    if isinstance(exc, RequestException):
+        return ProviderError(f"{type(exc).__name__}: API unreachable")
+    return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)
+
+
+class HetznerProvider(CloudProvider):
+    name = "hetzner"
+
+    @classmethod
+    def check_config(cls, instance: VrrpInstance, diags: Diagnostics) -> None:
+        assert instance.cloud is not None
+        hetzner_settings.parse(instance.cloud, instance, diags)
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        diags = Diagnostics()
+        assert ctx.instance.cloud is not None
+        settings = hetzner_settings.parse(ctx.instance.cloud, ctx.instance, diags)
+        if settings is None:
+            raise ProviderError("; ".join(str(d) for d in diags.errors), retryable=False)
+        super().__init__(ctx, on_host=True)  # Hetzner requires the OS to carry both kinds of address
+        self.settings = settings
+        self.label = f"hetzner {settings.mode}"
+        self.reconcile_interval = settings.reconcile_interval
+        self.peer_refresh = settings.peer_refresh if settings.peer_label else None
+        self.rate_remaining: int | None = None  # from the last answer's RateLimit-Remaining
+        self._hc: Any = None
+        self._fip_id = 0
+        self._network = 0
+
+    # ---------- start: discovery and client ----------
+    async def start(self) -> None:
+        s = self.settings
+        await self.start_host()
+        token = read_token(s.token_file)
+        server_id = s.server_id or int(await self._metadata("instance-id"))
+        self.me = str(server_id)
+        self._hc = await asyncio.to_thread(self._client, token)  # pay import and connection costs now
+        if s.mode == "floating_ip":
+            self._fip_id = await self._floating_ip_id()
+        else:
+            self._network = s.network or await self._network_of_vip()
+        await self.map_peers_early()
+        self.ctx.log.info("%s: hetzner %s on server %s (%s)", self.ctx.instance.name, s.mode, server_id,
+                          f"floating IP {self._fip_id}" if s.mode == "floating_ip" else f"network {self._network}")
+
+    def _client(self, token: str) -> Any:
+        from hcloud import Client
+
+        endpoint = self.settings.endpoint or os.environ.get("HCLOUD_ENDPOINT") or API
+        client = Client(token, api_endpoint=endpoint, application_name="cloudvip",
+                        poll_interval=self.settings.poll_interval,
+                        poll_max_retries=int(60 / self.settings.poll_interval),
+                        timeout=(2, 5))
+        # one try per request: retries are ours (tenacity in the mover, honouring the rate limit), so
+        # VRRP decides between them; hcloud's own would sleep up to a minute inside a call
+        client._client._retry_max_retries = 0
+
+        def remember_budget(response: Any, *args: Any, **kwargs: Any) -> None:
+            remaining = response.headers.get("RateLimit-Remaining")
+            if remaining is not None and remaining.isdigit():
+                self.rate_remaining = int(remaining)
+
+        client._client._session.hooks["response"].append(remember_budget)
+        return client
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except Exception as exc:
+            raise classify(exc, self.rate_remaining) from None
+
+    async def _metadata(self, path: str) -> str:
+        url = f"{self.settings.metadata_endpoint.rstrip('/')}/{path}"
+
+        def get() -> str:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 - configured URL
+                return str(resp.read().decode().strip())
+        try:
+            return await asyncio.to_thread(get)
+        except OSError as exc:
+            raise ProviderError(f"metadata {url}: {exc} (set server_id/network in the cloud block to run "
+                                "without the metadata service)", retryable=False) from None
+
+    async def _floating_ip_id(self) -> int:
+        """The configured floating IP, or the one containing our first VIP."""
+        want = self.settings.floating_ip
+        if want is not None and want.isdigit():
+            return int(want)
+        target = ip_address(want) if want else self.ctx.instance.vips[0].address
+        fips = await self._call(self._hc.floating_ips.get_all)
+        for f in fips:
+            if target in ip_network(f.ip, strict=False):
+                return int(f.id)
+        raise ProviderError(f"no floating IP contains {target}", retryable=False)
+
+    async def _network_of_vip(self) -> int:
+        """The private network (from the metadata service) whose range contains our first VIP."""
+        import yaml
+
+        nets = yaml.safe_load(await self._metadata("private-networks")) or []
+        vip = self.ctx.instance.vips[0].address
+        for net in nets:
+            if vip in ip_network(str(net.get("network", "")), strict=False) and net.get("network_id"):
+                return int(net["network_id"])
+        raise ProviderError(f"this server is in no private network containing {vip} (set network)",
+                            retryable=False)
+
+    # ---------- the cloud side: server ids ----------
+    def _alias_ips(self, server: Any) -> list[str]:
+        return next((list(p.alias_ips) for p in server.private_net or []
+                     if int(p.network.id) == self._network), [])
+
+    def _addresses(self, server: Any) -> list[str]:
+        ips = [str(p.ip) for p in server.private_net or []]
+        ipv4 = server.public_net.ipv4 if server.public_net else None
+        return ips + ([str(ipv4.ip)] if ipv4 is not None else [])
+
+    async def _holders(self) -> list[str]:
+        if self.settings.mode == "floating_ip":
+            fip = await self._call(self._hc.floating_ips.get_by_id, self._fip_id)
+            return [str(fip.server.id) if fip.server is not None else ""]
+        servers = await self._call(self._hc.servers.get_all)
+        return [",".join(sorted(str(s.id) for s in servers if str(v.address) in self._alias_ips(s)))
+                for v in self.ctx.instance.vips]
+
+    async def _point_to(self, target: str) -> None:
+        from hcloud.networks.domain import Network
+        from hcloud.servers.domain import Server
+
+        hc = self._hc
+        if self.settings.mode == "floating_ip":
+            fip = await self._call(hc.floating_ips.get_by_id, self._fip_id)
+            action = await self._call(fip.assign, Server(id=int(target)))
+            await self._call(action.wait_until_finished)
+            return
+        # an alias IP belongs to one server at a time: shrink the holder's list, then grow ours,
+        # each a read-modify-write that keeps every other alias IP in place
+        vips = {str(v.address) for v in self.ctx.instance.vips}
+        network = Network(id=self._network)
+        for server in await self._call(hc.servers.get_all):
+            current = self._alias_ips(server)
+            if str(server.id) != target and vips & set(current):
+                shrink = await self._call(hc.servers.change_alias_ips, server, network,
+                                          [ip for ip in current if ip not in vips])
+                await self._call(shrink.wait_until_finished)
+        ours = await self._call(hc.servers.get_by_id, int(target))
+        current = self._alias_ips(ours)
+        grow = await self._call(hc.servers.change_alias_ips, ours, network,
+                                current + sorted(vips - set(current)))
+        await self._call(grow.wait_until_finished)
+
+    async def _map_peers(self) -> None:
+        peers = set(self.peer_addresses())
+        if not peers:
+            return
+        servers = await self._call(self._hc.servers.get_all)
+        self.peer_targets = {str(s.id): next(a for a in self._addresses(s) if a in peers)
+                             for s in servers if peers & set(self._addresses(s))}
+
+    async def discover_peers(self) -> list[IPAddress]:
+        """The servers carrying peer_label, ourselves excluded: their address on our network
+        (alias_ip), or their first private address, or their public IPv4."""
+        if self.settings.peer_label is None:
+            return []
+        key, value = self.settings.peer_label
+        servers = await self._call(self._hc.servers.get_all, label_selector=f"{key}={value}")
+        found = []
+        for s in servers:
+            if str(s.id) == self.me:
+                continue
+            on_net = [str(p.ip) for p in s.private_net or [] if int(p.network.id) == self._network]
+            addrs = on_net or self._addresses(s)
+            if addrs:
+                found.append(ip_address(addrs[0]))
+        self.discovered = sorted(set(found), key=lambda a: (a.version, int(a)))
+        return list(self.discovered)

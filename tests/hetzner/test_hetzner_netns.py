@@ -1,0 +1,107 @@
+"""Two cloudvip agents in namespaces, each one server of the local Hetzner Cloud API: the
+floating IP (or alias IP) follows the VRRP master in the emulator. Each namespace reaches the
+API and its own metadata service on its own 127.0.0.1 (cloudvip/lab/hetzner_site.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from cloudvip.lab.daemons import Daemon, instance_block
+from cloudvip.lab.hcloud_emulator import HetznerWorld
+from cloudvip.lab.hetzner_site import MODES, HetznerSite
+from cloudvip.lab.topology import Topology
+
+from ..netns.conftest import needs_root
+
+pytestmark = [needs_root, pytest.mark.netns]
+
+
+@dataclass
+class World:
+    topo: Topology
+    hz: HetznerWorld
+    site: HetznerSite
+    tmp: Path
+    agents: list[Daemon] = field(default_factory=list)
+
+    def agent(self, index: int, priority: int, mode: str) -> Daemon:
+        node = self.topo.nodes[index]
+        peers = [n for n in self.topo.nodes if n is not node]
+        vip = HetznerSite.vip_for(mode)
+        conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
+            node, peers, priority=priority, version=3, advert=0.1, vip=f"{vip}/{24 if mode == 'alias_ip' else 32}",
+            extra=self.site.cloud_block(mode, "        reconcile_interval 5\n"))
+        daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp).start()
+        self.agents.append(daemon)
+        return daemon
+
+    def holds(self, mode: str, index: int, daemon: Daemon) -> bool:
+        """Server `index` alone has the VIP in the API, and its host carries it."""
+        return self.hz.holder_ids(mode) == [self.hz.servers[index].id] and daemon.has_vip(HetznerSite.vip_for(mode))
+
+    def pair(self, mode: str) -> tuple[Daemon, Daemon]:
+        a, b = self.agent(0, 100, mode), self.agent(1, 90, mode)
+        assert self.topo.wait_for(lambda: self.holds(mode, 0, a), 10, 0.05), a.log + b.log
+        time.sleep(0.5)  # past VRRP's start-up race (both may claim once); count writes from here
+        assert self.holds(mode, 0, a), a.log + b.log
+        self.hz.emulator.calls.clear()
+        return a, b
+
+
+@pytest.fixture
+def world(hz: HetznerWorld, token_file: str, tmp_path: Path) -> Iterator[World]:
+    topo = Topology("cvh", 2).create()
+    site: HetznerSite | None = None
+    w: World | None = None
+    try:
+        site = HetznerSite(topo, hz, token_file)
+        w = World(topo, hz, site, tmp_path)
+        yield w
+    finally:
+        for d in w.agents if w else []:
+            if d.alive:
+                d.kill()
+        if site:
+            site.close()
+        topo.destroy()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_killing_the_master_moves_the_vip_in_the_api(world: World, mode: str) -> None:
+    a, b = world.pair(mode)
+    assert f"hetzner {mode} on server {world.hz.servers[0].id}" in a.log  # found through the metadata service
+    a.kill()
+    assert world.topo.wait_for(lambda: world.holds(mode, 1, b), 10, 0.05), b.log
+    writes = world.hz.emulator.writes()
+    # floating IP: one assign; alias IP: shrink the old holder's list, then grow ours
+    assert writes == ({world.hz.servers[1].id: 1} if mode == "floating_ip"
+                      else {world.hz.servers[0].id: 1, world.hz.servers[1].id: 1}), writes
+
+
+def test_429_and_5xx_are_retried(world: World) -> None:
+    a, b = world.pair("floating_ip")
+    world.hz.emulator.faults["assign"] = [(429, "rate_limit_exceeded"), (503, "unavailable"), (502, "bad_gateway")]
+    killed = time.monotonic()
+    a.kill()
+    assert world.topo.wait_for(lambda: world.holds("floating_ip", 1, b), 15, 0.05), b.log
+    took = time.monotonic() - killed
+    assert world.hz.emulator.faults["assign"] == []
+    assert b.log.count("take failed (attempt") == 3, b.log
+    assert "rate_limit_exceeded" in b.log and "requests left this hour" in b.log
+    assert took >= 1.0  # the 429 made it wait at least the second a request takes to come back
+    assert world.hz.emulator.writes() == {world.hz.servers[1].id: 1}
+
+
+def test_a_floating_ip_reassigned_behind_the_agents_back_is_reclaimed(world: World) -> None:
+    a, b = world.pair("floating_ip")
+    stranger = world.hz.emulator.add_server("stranger", "198.51.100.99")
+    world.hz.floating_ip.server = stranger.id  # someone assigned it elsewhere
+    assert world.topo.wait_for(lambda: world.holds("floating_ip", 0, a), 10, 0.05), a.log
+    assert f"the VIP points to {stranger.id}, not a peer, in the cloud: re-asserting" in a.log
+    assert world.hz.emulator.writes() == {world.hz.servers[0].id: 1}
+    assert not b.has_vip(HetznerSite.vip_for("floating_ip"))
