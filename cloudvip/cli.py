@@ -120,10 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent.set_defaults(func=run)
     demo = sub.add_parser("lab", help="show a real failover in throw-away network namespaces (root)")
     demo.add_argument("--nodes", type=int, default=3, choices=[2, 3])
-    demo.add_argument("--cloud", choices=["aws"], default=None,
-                      help="move the VIP through an emulated cloud API (moto for EC2, on 127.0.0.1)")
-    demo.add_argument("--mode", choices=["secondary_ip", "elastic_ip", "route_table"], default="secondary_ip",
-                      help="with --cloud aws: how the VIP moves (default secondary_ip)")
+    demo.add_argument("--cloud", choices=["aws", "hetzner"], default=None,
+                      help="move the VIP through an emulated cloud API on 127.0.0.1")
+    demo.add_argument("--mode", default=None,
+                      choices=["secondary_ip", "elastic_ip", "route_table", "floating_ip", "alias_ip"],
+                      help="how the VIP moves: aws secondary_ip (default), elastic_ip, route_table; "
+                           "hetzner floating_ip (default), alias_ip")
     demo.set_defaults(func=lab)
     return parser
 

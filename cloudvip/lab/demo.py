@@ -179,10 +179,10 @@ def main(args: argparse.Namespace) -> int:
         print("cloudvip lab needs root: it creates network namespaces, veth pairs and a bridge "
               "(run it as root, e.g. `sudo make lab`)", file=sys.stderr)
         return 2
-    if args.cloud == "aws":
-        from .aws_demo import main as aws_main
+    if args.cloud is not None:
+        from .cloud_demo import main as cloud_main
 
-        return aws_main(args)
+        return cloud_main(args)
     with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp, \
             as_file(files("cloudvip").joinpath("examples/lab.conf")) as conf:
         return run_lab(Lab(args.nodes, Path(tmp), Path(conf)))

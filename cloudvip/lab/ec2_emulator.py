@@ -269,6 +269,13 @@ class Ec2Server:
         return boto3.client("ec2", region_name=REGION, endpoint_url=self.endpoint,
                             config=Config(retries={"total_max_attempts": 1}))
 
+    def ec2_backend(self) -> Any:
+        """moto's in-process EC2 state: for observers that must not load the API with reads."""
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+
     def reset(self) -> None:
         import urllib.request
 

@@ -80,6 +80,8 @@ class Forwarder:
             except OSError:
                 client.close()
                 continue
+            for s in (client, upstream):  # relay each segment at once (no Nagle delay on the hop)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(a, b), daemon=True).start()
 

@@ -193,11 +193,12 @@ class HetznerProvider(CloudProvider):
         from hcloud.networks.domain import Network
         from hcloud.servers.domain import Server
 
+        from hcloud.floating_ips.domain import FloatingIP
+
         hc = self._hc
         if self.settings.mode == "floating_ip":
-            fip = await self._call(hc.floating_ips.get_by_id, self._fip_id)
-            action = await self._call(fip.assign, Server(id=int(target)))
-            await self._call(action.wait_until_finished)
+            action = await self._call(hc.floating_ips.assign, FloatingIP(id=self._fip_id), Server(id=int(target)))
+            await self._finished(action)
             return
         # an alias IP belongs to one server at a time: shrink the holder's list, then grow ours,
         # each a read-modify-write that keeps every other alias IP in place
@@ -208,12 +209,20 @@ class HetznerProvider(CloudProvider):
             if str(server.id) != target and vips & set(current):
                 shrink = await self._call(hc.servers.change_alias_ips, server, network,
                                           [ip for ip in current if ip not in vips])
-                await self._call(shrink.wait_until_finished)
+                await self._finished(shrink)
         ours = await self._call(hc.servers.get_by_id, int(target))
         current = self._alias_ips(ours)
         grow = await self._call(hc.servers.change_alias_ips, ours, network,
                                 current + sorted(vips - set(current)))
-        await self._call(grow.wait_until_finished)
+        await self._finished(grow)
+
+    async def _finished(self, action: Any) -> None:
+        """Wait for an action (polling every poll_interval) unless it already finished."""
+        if action.status == "success":
+            return
+        if action.status == "error":
+            raise ProviderError(f"action {action.command} failed: {action.error}")
+        await self._call(action.wait_until_finished)
 
     async def _map_peers(self) -> None:
         peers = set(self.peer_addresses())

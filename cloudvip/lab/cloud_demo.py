@@ -1,0 +1,293 @@
+"""`cloudvip lab --cloud aws|hetzner`: the lab's failover, with the VIP moved through an
+emulated cloud API on 127.0.0.1 (moto corrected for EC2, cloudvip's own Hetzner Cloud API).
+
+Two agents in namespaces, each an emulated instance/server that discovers itself through a
+fake metadata service, read a keepalived.conf with a `cloud` block. Shown from the cloud's side:
+election, SIGKILL of the master, the VIP removed behind the agents' back, preemption, graceful
+handover; with the API writes each step cost.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from ..state_machine import master_down_interval, skew_time
+from .daemons import VIP, Daemon, instance_block
+from .demo import Lab, run_lab
+from .topology import Topology
+
+RECONCILE = 5.0
+
+
+class EmulatedCloud(abc.ABC):
+    """One cloud's emulator, as the lab sees it; nodes are 0 and 1."""
+
+    vip: str
+    on_host = True  # the host carries the VIP too
+
+    @abc.abstractmethod
+    def open(self, topo: Topology, workdir: Path) -> list[str]:
+        """Start the emulator and the per-namespace services; lines describing the nodes."""
+
+    @abc.abstractmethod
+    def cloud_block(self, i: int) -> str: ...
+
+    @abc.abstractmethod
+    def owner(self) -> int | None:
+        """The node the cloud sends the VIP to."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the cloud sends the VIP, in its own words."""
+
+    @abc.abstractmethod
+    def writes(self) -> dict[int, int]:
+        """API writes per node since reset_writes()."""
+
+    @abc.abstractmethod
+    def reset_writes(self) -> None: ...
+
+    @abc.abstractmethod
+    def remove_behind_the_back(self, i: int) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Aws(EmulatedCloud):
+    def __init__(self, mode: str) -> None:
+        from .aws_site import AwsSite
+
+        self.mode, self.vip = mode, AwsSite.vip_for(mode, VIP)
+        self.on_host = mode != "elastic_ip"
+
+    def open(self, topo: Topology, workdir: Path) -> list[str]:
+        from .aws_site import AwsSite
+        from .ec2_emulator import Ec2Server, build_world
+
+        self.server = Ec2Server()
+        self.world = build_world(self.server)
+        self.site = AwsSite(topo, self.world, self.server.port)
+        return [f"instance {self.world.instances[i]}, ENI {self.world.enis[i]} (found through IMDSv2)"
+                for i in range(2)]
+
+    def cloud_block(self, i: int) -> str:
+        return self.site.cloud_block(self.mode, f"        reconcile_interval {RECONCILE:g}\n")
+
+    def owner(self) -> int | None:
+        enis = self.site.holder_eni(self.mode, self.vip)
+        return self.world.enis.index(enis[0]) if len(enis) == 1 and enis[0] in self.world.enis else None
+
+    def describe(self) -> str:
+        where = {"secondary_ip": f"EC2: secondary private IP {self.vip} on",
+                 "elastic_ip": "EC2: Elastic IP associated with",
+                 "route_table": f"EC2: route {self.vip}/32 in {self.world.route_table} ->"}[self.mode]
+        i = self.owner()
+        return f"{where} " + (f"node{i + 1}'s {self.world.enis[i]}" if i is not None else "nobody")
+
+    def writes(self) -> dict[int, int]:
+        from .ec2_emulator import writes
+
+        return {self.world.enis.index(e): n for e, n in writes().items() if e in self.world.enis}
+
+    def reset_writes(self) -> None:
+        from .ec2_emulator import reset_observations
+
+        reset_observations()
+
+    def remove_behind_the_back(self, i: int) -> None:
+        self.site.remove_in_cloud(self.mode, self.vip, self.world.enis[i])
+
+    def close(self) -> None:
+        if hasattr(self, "site"):
+            self.site.close()
+        if hasattr(self, "server"):
+            self.server.stop()
+
+
+class Hetzner(EmulatedCloud):
+    def __init__(self, mode: str) -> None:
+        from .hetzner_site import HetznerSite
+
+        self.mode, self.vip = mode, HetznerSite.vip_for(mode)
+
+    def open(self, topo: Topology, workdir: Path) -> list[str]:
+        from .hcloud_emulator import TOKEN, build_world
+        from .hetzner_site import HetznerSite
+
+        token = workdir / "hcloud-token"
+        token.write_text(TOKEN + "\n")
+        os.chmod(token, 0o600)
+        self.world = build_world(action_seconds=0.3)
+        self.site = HetznerSite(topo, self.world, str(token))
+        return [f"server {s.id} (found through the metadata service)" for s in self.world.servers]
+
+    def cloud_block(self, i: int) -> str:
+        return self.site.cloud_block(self.mode, f"        reconcile_interval {RECONCILE:g}\n")
+
+    def owner(self) -> int | None:
+        ids = [s.id for s in self.world.servers]
+        held = self.world.holder_ids(self.mode)
+        return ids.index(held[0]) if len(held) == 1 and held[0] in ids else None
+
+    def describe(self) -> str:
+        i = self.owner()
+        what = (f"floating IP {self.vip} assigned to" if self.mode == "floating_ip"
+                else f"alias IP {self.vip} on")
+        return f"Hetzner Cloud: {what} " + (f"node{i + 1}'s server {self.world.servers[i].id}"
+                                            if i is not None else "nobody")
+
+    def writes(self) -> dict[int, int]:
+        ids = [s.id for s in self.world.servers]
+        return {ids.index(sid): n for sid, n in self.world.emulator.writes().items() if sid in ids}
+
+    def reset_writes(self) -> None:
+        with self.world.emulator.lock:
+            self.world.emulator.calls.clear()
+
+    def remove_behind_the_back(self, i: int) -> None:
+        emu = self.world.emulator
+        with emu.lock:
+            if self.mode == "floating_ip":
+                self.world.floating_ip.server = None
+            else:
+                server = emu.servers[self.world.servers[i].id]
+                ip, alias = server.private[self.world.network]
+                server.private[self.world.network] = (ip, [a for a in alias if a != self.vip])
+
+    def close(self) -> None:
+        if hasattr(self, "site"):
+            self.site.close()
+        if hasattr(self, "world"):
+            self.world.emulator.close()
+
+
+class CloudLab(Lab):
+    echo = Lab.echo + ("now points to", "re-asserting", "split brain", "handed the VIP", "failed")
+
+    def __init__(self, workdir: Path, cloud: EmulatedCloud) -> None:
+        super().__init__(2, workdir, None, priorities={0: 100, 1: 90})
+        self.cloud = cloud
+        self.prefix = 24 if cloud.vip == VIP else 32
+
+    def holder(self) -> int | None:
+        """The live node owning the VIP in the cloud, and (where the host carries it) alone carrying it."""
+        owner = self.cloud.owner()
+        if owner is None or not self.agents[owner].alive:
+            return None
+        if self.cloud.on_host:
+            carrying = [i for i, a in enumerate(self.agents) if a.alive and a.has_vip(self.cloud.vip)]
+            if carrying != [owner]:
+                return None
+        return owner
+
+    def view(self) -> str:
+        writes = self.cloud.writes()
+        counted = ", ".join(f"node{i + 1} {n}" for i, n in sorted(writes.items())) or "none"
+        return f"{self.cloud.describe()}; API writes: {counted}"
+
+    def config(self, i: int) -> str:
+        node = self.topo.nodes[i]
+        peers = [n for n in self.topo.nodes if n is not node]
+        return f"global_defs {{\n    router_id node{i + 1}\n}}\n\n" + instance_block(
+            node, peers, priority=self.priorities[i], version=2, advert=1, vip=f"{self.cloud.vip}/{self.prefix}",
+            extra=self.cloud.cloud_block(i))
+
+    def step(self, want: int, timeout: float, failed: str) -> float | None:
+        """Wait for node `want` to own the VIP (the caller acted); report a failure."""
+        done = self.wait_holder(want, timeout)
+        self.agent_lines()
+        if done is None:
+            self.say(f"{failed} FAILED; {self.view()}")
+        return done
+
+    def run(self) -> int:
+        print("cloudvip lab: starting the cloud API emulator on 127.0.0.1")
+        lines = self.cloud.open(self.topo.create(), self.workdir)
+        self.agents = [Daemon(self.topo, node, "cloudvip", self.config(i), self.workdir, log_level="info")
+                       for i, node in enumerate(self.topo.nodes)]
+        for i, node in enumerate(self.topo.nodes):
+            print(f"  node{i + 1} {node.ip} priority {self.priorities[i]}: {lines[i]}")
+        print(f"  VIP {self.cloud.vip}; node1's config ({self.agents[0].conf}):\n")
+        print("    " + self.config(0).replace("\n", "\n    "))
+        for i in range(2):
+            self.start(i)
+        self.say("started 2 agents")
+        if self.step(0, 10, "election") is None:
+            return 1
+        self.say(f"election: {self.view()}")
+
+        time.sleep(1.5)
+        self.cloud.reset_writes()
+        self.say("node1 (the master) dies: SIGKILL of its agent and its link down")
+        killed = time.monotonic()
+        self.stop(0, signal.SIGKILL)
+        self.topo.set_link(self.topo.nodes[0], False)
+        moved = self.step(1, master_down_interval(2, 90, 100) + 5, "failover")
+        if moved is None:
+            return 1
+        self.say(f"failover: {moved - killed:.3f} s after the kill (Master_Down_Interval "
+                 f"{master_down_interval(2, 90, 100):.3f} s after node1's last advert); {self.view()}")
+
+        self.say("someone removes the VIP in the cloud behind the agents' back")
+        self.cloud.remove_behind_the_back(1)
+        removed = time.monotonic()
+        self.cloud.reset_writes()  # the agents' writes only
+        back = self.step(1, RECONCILE + 5, "reconciliation")
+        if back is None:
+            return 1
+        self.say(f"reconciliation (every {RECONCILE:g} s) re-asserted it {back - removed:.3f} s later; {self.view()}")
+
+        self.cloud.reset_writes()
+        self.say("restarting node1: it comes back as BACKUP and preempts")
+        self.agents[0].drop_vip(f"{self.cloud.vip}/{self.prefix}")
+        self.topo.set_link(self.topo.nodes[0], True)
+        self.start(0)
+        if self.step(0, master_down_interval(2, 100, 100) + 5, "preemption") is None:
+            return 1
+        self.say(f"preemption: {self.view()}")
+
+        time.sleep(1.5)
+        self.cloud.reset_writes()
+        self.say("SIGTERM node1: it sends priority 0, so node2 waits only Skew_Time")
+        termed = time.monotonic()
+        self.stop(0, signal.SIGTERM)
+        moved = self.step(1, 5, "graceful handover")
+        if moved is None:
+            return 1
+        self.say(f"handover: {moved - termed:.3f} s after SIGTERM (Skew_Time {skew_time(2, 90, 100):.3f} s); "
+                 f"{self.view()}")
+        print("\nlab OK: the cloud followed the election, the failover, a change behind our back, preemption "
+              "and the graceful handover")
+        return 0
+
+    def cleanup(self) -> None:
+        try:
+            super().cleanup()
+        finally:
+            self.cloud.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    needs = {"aws": ("boto3", "moto"), "hetzner": ("hcloud", "yaml")}[args.cloud]
+    try:
+        for module in needs:
+            __import__(module)
+    except ImportError:
+        print(f"cloudvip lab --cloud {args.cloud} needs {' and '.join(needs)}: "
+              f"pip install 'cloudvip[{args.cloud},lab]'")
+        return 2
+    modes = {"aws": ("secondary_ip", "elastic_ip", "route_table"), "hetzner": ("floating_ip", "alias_ip")}[args.cloud]
+    mode = args.mode or modes[0]
+    if mode not in modes:
+        print(f"cloudvip lab --cloud {args.cloud}: --mode is one of {', '.join(modes)}")
+        return 2
+    cloud: EmulatedCloud = Aws(mode) if args.cloud == "aws" else Hetzner(mode)
+    with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp:
+        return run_lab(CloudLab(Path(tmp), cloud))
