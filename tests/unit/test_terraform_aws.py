@@ -11,39 +11,16 @@ import pytest
 
 from cloudvip.provider import load_checked
 
-hcl2 = pytest.importorskip("hcl2")
+from ..terraform import UNIT_FILE, checkov, checkov_failures, render, unq
+from ..terraform import blocks as tf_blocks
+
+pytest.importorskip("hcl2")
 
 TF = Path(__file__).resolve().parents[2] / "examples" / "terraform" / "aws"
 
 
-def unq(value: Any) -> Any:
-    """python-hcl2 keeps string literals quoted: '"vpc"' -> 'vpc'."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
 def blocks(kind: str) -> dict[str, dict[str, Any]]:
-    """Every `kind` block (resource, data, ...) of the module as {"type.name": body}."""
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(TF.glob("*.tf")):
-        with open(path) as fh:
-            doc = hcl2.load(fh)
-        for entry in doc.get(kind, []):
-            for rtype, named in entry.items():
-                for name, body in named.items():
-                    out[f"{unq(rtype)}.{unq(name)}"] = body
-    return out
-
-
-def render(template: str, **values: object) -> str:
-    """The subset of Terraform's template syntax the example uses: ${name} and
-    %{ if name != "" ~} ... %{ endif ~}."""
-    def conditional(m: re.Match[str]) -> str:
-        return m.group(2) if values[m.group(1)] != "" else ""
-
-    text = re.sub(r'%\{ if (\w+) != "" ~\}\n(.*?)%\{ endif ~\}\n', conditional, template, flags=re.S)
-    return re.sub(r"\$\{(\w+)\}", lambda m: str(values[m.group(1)]), text)
+    return tf_blocks(TF, kind)
 
 
 def test_the_module_parses_and_creates_the_pair() -> None:
@@ -57,7 +34,7 @@ def test_the_module_parses_and_creates_the_pair() -> None:
     assert "${local.nodes}" == node["for_each"]
     assert unq(node["metadata_options"][0]["http_tokens"]) == "required"  # IMDSv2 only
     assert "user_data.sh.tftpl" in node["user_data"] and "cloudvip.service" in node["user_data"]
-    assert (TF / "../../../systemd/cloudvip.service").resolve().is_file()
+    assert UNIT_FILE.is_file()
 
 
 def test_vrrp_is_allowed_between_the_pair_only() -> None:
@@ -111,29 +88,14 @@ def test_the_rendered_keepalived_conf_is_valid(mode: str, vip: str, allocation: 
 
 def test_user_data_installs_and_enables_the_unit() -> None:
     text = render((TF / "user_data.sh.tftpl").read_text(), cloudvip_package="cloudvip[aws]",
-                  systemd_unit=(TF / "../../../systemd/cloudvip.service").read_text(), keepalived_conf="")
+                  systemd_unit=UNIT_FILE.read_text(), keepalived_conf="")
     assert "pip install -q 'cloudvip[aws]'" in text
     assert "cloudvip check-config -f /etc/keepalived/keepalived.conf" in text
     assert "systemctl enable --now cloudvip" in text
     assert "ExecStart=/usr/local/bin/cloudvip run" in text
 
 
-def checkov() -> str | None:
-    import shutil
-
-    local = Path(__file__).resolve().parents[2] / ".venv-checkov" / "bin" / "checkov"
-    return str(local) if local.exists() else shutil.which("checkov")
-
-
 @pytest.mark.skipif(checkov() is None, reason="checkov not installed (make test installs it into .venv-checkov)")
 def test_checkov_finds_nothing(tmp_path: Path) -> None:
-    import json
-    import subprocess
-
-    done = subprocess.run([str(checkov()), "-d", str(TF), "--framework", "terraform", "--skip-download",
-                           "--quiet", "-o", "json"], capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BC_SKIP_MAPPING": "TRUE"})
-    report = json.loads(done.stdout)
-    summary = report["summary"]
-    failed = [(c["check_id"], c["resource"]) for c in report.get("results", {}).get("failed_checks", [])]
-    assert summary["failed"] == 0 and summary["passed"] > 30, (failed, done.stderr[-2000:])
+    passed, failed, stderr = checkov_failures(TF, tmp_path)
+    assert not failed and passed > 30, (failed, stderr)
