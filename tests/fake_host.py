@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from typing import Any, Awaitable, TypeVar
 
+from cloudvip.config import loads
 from cloudvip.hostnet import Link
+from cloudvip.provider import Provider, ProviderContext
+
+P = TypeVar("P", bound=Provider)
+T = TypeVar("T")
 
 
 class FakeHost:
@@ -26,3 +33,21 @@ class FakeHost:
 
     async def has_address(self, ifindex: int, address: Any) -> bool:
         return str(address) in self.addresses
+
+
+def build(cls: type[P], config_text: str) -> tuple[P, FakeHost]:
+    """A provider for the first instance of `config_text`, on a FakeHost, sending no raw frames."""
+    cfg = loads(config_text)
+    host = FakeHost()
+    p = cls(ProviderContext(cfg.instances[0], cfg.global_defs, host,  # type: ignore[arg-type]
+                            logging.getLogger("test")))
+    side = getattr(p, "host_side", None)
+    if side is not None:  # none for an Elastic IP
+        side._announcers = {}
+    return p, host
+
+
+def run(coro: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coro
+    return asyncio.run(main())

@@ -13,8 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cloudvip.config.diagnostics import Diagnostics
-from cloudvip.config.model import IPAddress, VrrpInstance
+from cloudvip.config.model import IPAddress
 from cloudvip.provider import ProviderContext, ProviderError
 
 from . import aws_settings
@@ -50,17 +49,10 @@ class Target:
 class AwsProvider(CloudProvider):
     name = "aws"
 
-    @classmethod
-    def check_config(cls, instance: VrrpInstance, diags: Diagnostics) -> None:
-        assert instance.cloud is not None
-        aws_settings.parse(instance.cloud, instance, diags)
+    parse_settings = staticmethod(aws_settings.parse)
 
     def __init__(self, ctx: ProviderContext) -> None:
-        diags = Diagnostics()
-        assert ctx.instance.cloud is not None
-        settings = aws_settings.parse(ctx.instance.cloud, ctx.instance, diags)
-        if settings is None:
-            raise ProviderError("; ".join(str(d) for d in diags.errors), retryable=False)
+        settings: aws_settings.AwsSettings = self.checked_settings(ctx)
         # the OS must carry a secondary IP or an overlay IP too; an Elastic IP lives in AWS only
         super().__init__(ctx, on_host=settings.mode != "elastic_ip")
         self.settings = settings

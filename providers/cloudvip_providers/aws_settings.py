@@ -53,14 +53,10 @@ class AwsSettings:
 
 def parse(block: CloudBlock, inst: VrrpInstance, diags: Diagnostics) -> AwsSettings | None:
     """Check the block (file:line errors into diags); the settings, or None if invalid."""
-    r = BlockReader(block, diags)
-    mode_given = False
+    r = BlockReader(block, diags, MODES)
     for e in r.entries():
         k = e.key
-        if k == "mode":
-            mode_given = True
-            r.choice(e, MODES)
-        elif k in ("instance_id", "eni", "allocation_id"):
+        if k in ("instance_id", "eni", "allocation_id"):
             r.matching(e, _IDS[k], f"an id like {_IDS[k]}")
         elif k == "route_tables":
             bad = [v for v in e.values if not re.fullmatch(_IDS[k], v)]
@@ -83,10 +79,8 @@ def parse(block: CloudBlock, inst: VrrpInstance, diags: Diagnostics) -> AwsSetti
             r.key_value(e, "cloudvip:group=web")
         else:
             r.unknown(e)
-    chosen = r.fields.get("mode")
-    if not mode_given:
-        r.error(None, "needs a mode", " or ".join(MODES))
-    elif chosen == "elastic_ip":
+    chosen = r.mode
+    if chosen == "elastic_ip":
         r.require("allocation_id", "mode elastic_ip needs allocation_id", "allocation_id eipalloc-...")
     elif chosen == "route_table":
         r.require("route_tables", "mode route_table needs route_tables", "route_tables rtb-...")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from typing import Any
 
-from cloudvip.config.model import IPAddress
-from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext
+from cloudvip.config.diagnostics import Diagnostics
+from cloudvip.config.model import CloudBlock, IPAddress, VrrpInstance
+from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext, ProviderError
 
 from .linux import LinuxProvider
 
@@ -21,6 +23,26 @@ from .linux import LinuxProvider
 class CloudProvider(Provider):
     #: how the logs name this provider and mode, e.g. "aws secondary_ip"
     label: str = ""
+    @staticmethod
+    @abc.abstractmethod
+    def parse_settings(block: CloudBlock, inst: VrrpInstance, diags: Diagnostics) -> Any:
+        """The cloud block's settings, or None with file:line errors in `diags`."""
+
+    @classmethod
+    def check_config(cls, instance: VrrpInstance, diags: Diagnostics) -> None:
+        assert instance.cloud is not None
+        cls.parse_settings(instance.cloud, instance, diags)
+
+    @classmethod
+    def checked_settings(cls, ctx: ProviderContext) -> Any:
+        """The instance's checked settings (the agent checked the config before: this only
+        raises for a provider constructed on an unchecked config)."""
+        diags = Diagnostics()
+        assert ctx.instance.cloud is not None
+        settings = cls.parse_settings(ctx.instance.cloud, ctx.instance, diags)
+        if settings is None:
+            raise ProviderError("; ".join(str(d) for d in diags.errors), retryable=False)
+        return settings
 
     def __init__(self, ctx: ProviderContext, on_host: bool) -> None:
         super().__init__(ctx)
@@ -54,8 +76,6 @@ class CloudProvider(Provider):
 
     async def map_peers_early(self) -> None:
         """Who our peers are, before a failover needs to know (and the API connection is open)."""
-        from cloudvip.provider import ProviderError
-
         try:
             await self._map_peers()
         except ProviderError as exc:
@@ -82,8 +102,6 @@ class CloudProvider(Provider):
         return HolderInfo(Holder.PEER if known else Holder.OTHER, ", ".join(self._named(t) for t in others))
 
     async def take(self) -> None:
-        from cloudvip.provider import ProviderError
-
         # the failover's critical path is three calls: check, write, verify. Who else holds
         # the VIP matters only when the verification does not find it ours.
         current = await self._holders()

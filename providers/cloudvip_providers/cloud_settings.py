@@ -16,21 +16,31 @@ URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 class BlockReader:
     """Collects the checked values of a cloud block into `fields`; errors go to `diags`."""
 
-    def __init__(self, block: CloudBlock, diags: Diagnostics) -> None:
-        self.block, self.diags = block, diags
+    def __init__(self, block: CloudBlock, diags: Diagnostics, modes: tuple[str, ...]) -> None:
+        self.block, self.diags, self.modes = block, diags, modes
         self.where = f"cloud {block.provider}"
         self.fields: dict[str, object] = {}
         self._errors_before = len(diags.errors)
 
     def entries(self) -> list[CloudEntry]:
-        """The block's key/value entries (a nested block is an error)."""
+        """The block's key/value entries but `mode` (read here, and required); a nested block
+        is an error."""
         out = []
         for e in self.block.entries:
             if e.children is not None:
                 self.error(e, f"{e.key} takes no block", f"{e.key} VALUE")
+            elif e.key == "mode":
+                self.choice(e, self.modes)
             else:
                 out.append(e)
+        if self.block.get("mode") is None:
+            self.error(None, "needs a mode", " or ".join(self.modes))
         return out
+
+    @property
+    def mode(self) -> str | None:
+        mode = self.fields.get("mode")
+        return mode if isinstance(mode, str) else None
 
     @property
     def failed(self) -> bool:

@@ -15,8 +15,7 @@ import urllib.request
 from ipaddress import ip_address, ip_network
 from typing import Any, Callable, TypeVar
 
-from cloudvip.config.diagnostics import Diagnostics
-from cloudvip.config.model import IPAddress, VrrpInstance
+from cloudvip.config.model import IPAddress
 from cloudvip.provider import ProviderContext, ProviderError
 
 from . import hetzner_settings
@@ -72,17 +71,10 @@ def classify(exc: Exception, remaining: int | None) -> ProviderError:
 class HetznerProvider(CloudProvider):
     name = "hetzner"
 
-    @classmethod
-    def check_config(cls, instance: VrrpInstance, diags: Diagnostics) -> None:
-        assert instance.cloud is not None
-        hetzner_settings.parse(instance.cloud, instance, diags)
+    parse_settings = staticmethod(hetzner_settings.parse)
 
     def __init__(self, ctx: ProviderContext) -> None:
-        diags = Diagnostics()
-        assert ctx.instance.cloud is not None
-        settings = hetzner_settings.parse(ctx.instance.cloud, ctx.instance, diags)
-        if settings is None:
-            raise ProviderError("; ".join(str(d) for d in diags.errors), retryable=False)
+        settings: hetzner_settings.HetznerSettings = self.checked_settings(ctx)
         super().__init__(ctx, on_host=True)  # Hetzner requires the OS to carry both kinds of address
         self.settings = settings
         self.label = f"hetzner {settings.mode}"

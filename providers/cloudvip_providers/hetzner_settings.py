@@ -58,14 +58,10 @@ def _positive_int(value: str) -> int | None:
 
 def parse(block: CloudBlock, inst: VrrpInstance, diags: Diagnostics) -> HetznerSettings | None:
     """Check the block (file:line errors into diags); the settings, or None if invalid."""
-    r = BlockReader(block, diags)
-    mode_given = False
+    r = BlockReader(block, diags, MODES)
     for e in r.entries():
         k = e.key
-        if k == "mode":
-            mode_given = True
-            r.choice(e, MODES)
-        elif k == "floating_ip":
+        if k == "floating_ip":
             r.convert(e, "a floating IP id or address", _id_or_address)
         elif k in ("network", "server_id"):
             r.convert(e, "a numeric id", _positive_int)
@@ -83,8 +79,6 @@ def parse(block: CloudBlock, inst: VrrpInstance, diags: Diagnostics) -> HetznerS
             r.key_value(e, "cloudvip-group=web")
         else:
             r.unknown(e)
-    if not mode_given:
-        r.error(None, "needs a mode", " or ".join(MODES))
     if not inst.vips:
         r.error(None, "the host must carry the address: list it in virtual_ipaddress",
                 "the floating IP or alias IP in virtual_ipaddress")

@@ -3,7 +3,6 @@ error classification. (The host side is a recording fake here; the namespace tes
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -17,7 +16,7 @@ from cloudvip_providers.aws_settings import parse
 
 from cloudvip.lab.ec2_emulator import writes
 
-from ..fake_host import FakeHost
+from ..fake_host import FakeHost, build, run
 from .conftest import REGION, Ec2World
 
 VIP = "198.51.100.100"
@@ -41,17 +40,7 @@ def conf(cloud: str, peer: str | None = None) -> str:
 def provider(ec2: Ec2World, index: int, peer: str | None = None) -> tuple[AwsProvider, FakeHost]:
     cloud = (f"        mode secondary_ip\n        instance_id {ec2.instances[index]}\n        eni {ec2.enis[index]}\n"
              f"        region {REGION}\n        endpoint {ec2.endpoint}")
-    inst = loads(conf(cloud, peer)).instances[0]
-    host = FakeHost()
-    p = AwsProvider(ProviderContext(inst, loads(conf(cloud)).global_defs, host,  # type: ignore[arg-type]
-                                    logging.getLogger("test")))
-    assert p.host_side is not None
-    p.host_side._announcers = {}  # no raw frames from a unit test
-    return p, host
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    return build(AwsProvider, conf(cloud, peer))
 
 
 def test_take_moves_the_vip_between_enis_and_verifies(ec2: Ec2World) -> None:
@@ -167,12 +156,7 @@ def test_missing_identity_without_imds_is_a_clear_error(monkeypatch: pytest.Monk
 def mode_provider(ec2: Ec2World, index: int, extra: str) -> AwsProvider:
     cloud = (f"        instance_id {ec2.instances[index]}\n        eni {ec2.enis[index]}\n"
              f"        region {REGION}\n        endpoint {ec2.endpoint}\n{extra}")
-    cfg = loads(conf(cloud))
-    p = AwsProvider(ProviderContext(cfg.instances[0], cfg.global_defs, FakeHost(),  # type: ignore[arg-type]
-                                    logging.getLogger("test")))
-    if p.host_side is not None:  # none for an Elastic IP
-        p.host_side._announcers = {}
-    return p
+    return build(AwsProvider, conf(cloud))[0]
 
 
 def test_elastic_ip_mode(ec2: Ec2World) -> None:

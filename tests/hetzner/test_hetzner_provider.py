@@ -4,21 +4,18 @@ the token file's permissions, peers by label. (The host side is a recording fake
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cloudvip.config import loads
 from cloudvip.config.diagnostics import Diagnostics
 from cloudvip.lab.hcloud_emulator import ALIAS_VIP, FLOATING_VIP, TOKEN, HetznerWorld
-from cloudvip.provider import Holder, ProviderContext, ProviderError
+from cloudvip.provider import Holder, ProviderError
 from cloudvip_providers.hetzner import HetznerProvider, read_token
 from cloudvip_providers.hetzner_settings import parse
 
-from ..fake_host import FakeHost
+from ..fake_host import FakeHost, build, run
 
 ADDRS = ("198.51.100.11", "198.51.100.12")
 
@@ -35,17 +32,7 @@ def provider(hz: HetznerWorld, index: int, token_file: str, mode: str = "floatin
              f"        endpoint {hz.emulator.endpoint}\n        network {hz.network}\n"
              f"        poll_interval 0.05\n{extra}")
     vip = FLOATING_VIP if mode == "floating_ip" else ALIAS_VIP
-    cfg = loads(conf(cloud, vip, ADDRS[1 - index] if peer else None))
-    host = FakeHost()
-    p = HetznerProvider(ProviderContext(cfg.instances[0], cfg.global_defs, host,  # type: ignore[arg-type]
-                                        logging.getLogger("test")))
-    assert p.host_side is not None
-    p.host_side._announcers = {}  # no raw frames from a unit test
-    return p, host
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    return build(HetznerProvider, conf(cloud, vip, ADDRS[1 - index] if peer else None))
 
 
 def test_floating_ip_moves_verified_and_host_follows(hz: HetznerWorld, token_file: str) -> None:
@@ -181,9 +168,7 @@ def test_metadata_gives_server_and_network(hz: HetznerWorld, token_file: str) ->
     try:
         cloud = (f"        mode alias_ip\n        token_file {token_file}\n        endpoint {hz.emulator.endpoint}\n"
                  f"        metadata_endpoint http://127.0.0.1:{httpd.server_address[1]}/hetzner/v1/metadata")
-        cfg = loads(conf(cloud, ALIAS_VIP, None))
-        p = HetznerProvider(ProviderContext(cfg.instances[0], cfg.global_defs, FakeHost(),  # type: ignore[arg-type]
-                                            logging.getLogger("test")))
+        p, _ = build(HetznerProvider, conf(cloud, ALIAS_VIP, None))
         run(p.start())
         assert (p.me, p._network) == (str(hz.servers[0].id), hz.network)
     finally:
