@@ -93,6 +93,53 @@ def run(args: argparse.Namespace) -> int:
             pid_file.unlink(missing_ok=True)
 
 
+def companion(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import logs
+    from .companion import Companion
+    from .companion_events import socket_path
+
+    logs.setup(args.log_level, args.log_json)
+    sock = args.socket or socket_path(args.file)
+    return asyncio.run(Companion(Path(args.file), args.config_id, sock, args.fifo).run())
+
+
+def notify(args: argparse.Namespace) -> int:
+    """keepalived's notify script: hand the event to the companion, or move it here."""
+    import socket
+
+    from .companion_events import EventError, parse_event, socket_path
+
+    try:
+        ev = parse_event(args.event)
+    except EventError as exc:
+        print(f"cloudvip notify: {exc}", file=sys.stderr)
+        return 2
+    sock_path = args.socket or socket_path(args.file)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2.0)
+            sock.connect(sock_path)
+            sock.sendall(ev.words().encode() + b"\n")
+            answer = sock.recv(4096).decode(errors="replace").strip()
+        if args.verbose or answer.startswith("error"):
+            print(f"cloudvip notify: {answer}", file=sys.stderr)
+        return 1 if answer.startswith("error") else 0
+    except (FileNotFoundError, ConnectionRefusedError):
+        import asyncio
+
+        from . import logs
+        from .companion import move_once
+
+        logs.setup("info")
+        print(f"cloudvip notify: no companion listens on {sock_path}: moving the VIP myself", file=sys.stderr)
+        return asyncio.run(move_once(Path(args.file), args.config_id, ev))
+    except OSError as exc:
+        print(f"cloudvip notify: companion on {sock_path}: {exc}", file=sys.stderr)
+        return 1
+
+
 def lab(args: argparse.Namespace) -> int:
     from .lab.demo import main as lab_main
 
@@ -118,6 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     agent.add_argument("--pid-file", default=None, help="write the pid here (default: none)")
     agent.set_defaults(func=run)
+    comp = sub.add_parser("companion", help="move cloud VIPs for a stock keepalived (its notify events)")
+    _config_args(comp)
+    comp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    comp.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    comp.add_argument("--socket", default=None, help="socket for `cloudvip notify` (default: derived from -f)")
+    comp.add_argument("--fifo", default=None, help="keepalived's notify_fifo to read (default: global_defs')")
+    comp.set_defaults(func=companion)
+    note = sub.add_parser("notify", help="keepalived's notify script: hand the event to the companion",
+                          description="Use as keepalived's `notify \"cloudvip notify\"` (it appends TYPE NAME "
+                                      "STATE PRIORITY) or `notify_master \"cloudvip notify master VI_1\"`.")
+    _config_args(note)
+    note.add_argument("--socket", default=None, help="the companion's socket (default: derived from -f)")
+    note.add_argument("-v", "--verbose", action="store_true", help="print the companion's answer")
+    note.add_argument("event", nargs="+", help="TYPE NAME STATE [PRIORITY], or STATE NAME")
+    note.set_defaults(func=notify)
     demo = sub.add_parser("lab", help="show a real failover in throw-away network namespaces (root)")
     demo.add_argument("--nodes", type=int, default=3, choices=[2, 3])
     demo.add_argument("--cloud", choices=["aws", "hetzner"], default=None,

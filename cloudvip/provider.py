@@ -69,6 +69,8 @@ class ProviderContext:
     #: right before it writes: a node that stepped down during the ownership read (two nodes
     #: starting together both become master for a moment) then makes no claim at all.
     wanted: Callable[[], bool] = _always
+    #: False in companion mode: keepalived adds and removes the host addresses itself
+    manage_host: bool = True
 
 
 class Provider(abc.ABC):

@@ -54,12 +54,13 @@ def vrrp_conf(node: Node, peers: list[Node], *, global_extra: str = "", **instan
 
 
 class Daemon:
-    """A cloudvip agent or a keepalived in one node's namespace."""
+    """A cloudvip agent, a keepalived, or a cloudvip companion (next to a keepalived) in one
+    node's namespace."""
 
     def __init__(self, topo: Topology, node: Node, kind: str, conf: str | Path, workdir: Path,
                  log_level: str = "debug", config_id: str | None = None) -> None:
         """conf: the config text, or the path of a config to use as it is."""
-        if kind not in ("cloudvip", "keepalived"):
+        if kind not in ("cloudvip", "keepalived", "companion"):
             raise ValueError(f"unknown daemon kind {kind!r}")
         self.topo, self.node, self.kind, self.log_level = topo, node, kind, log_level
         self.config_id = config_id
@@ -74,8 +75,9 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        if self.kind == "cloudvip":
-            cmd = [sys.executable, "-m", "cloudvip", "run", "-f", str(self.conf), "--log-level", self.log_level]
+        if self.kind in ("cloudvip", "companion"):
+            verb = "run" if self.kind == "cloudvip" else "companion"
+            cmd = [sys.executable, "-m", "cloudvip", verb, "-f", str(self.conf), "--log-level", self.log_level]
         else:
             for stale in ("keepalived.pid", "vrrp.pid"):  # a SIGKILLed keepalived leaves them behind
                 (self.dir / stale).unlink(missing_ok=True)

@@ -47,7 +47,7 @@ class CloudProvider(Provider):
     def __init__(self, ctx: ProviderContext, on_host: bool) -> None:
         super().__init__(ctx)
         #: the host must carry the address too (a secondary IP, a floating IP), or not (an Elastic IP)
-        self.host_side: LinuxProvider | None = LinuxProvider(ctx) if on_host else None
+        self.host_side: LinuxProvider | None = LinuxProvider(ctx) if on_host and ctx.manage_host else None
         self.me = ""  # our target in the cloud, known after start()
         self.peer_targets: dict[str, str] = {}  # a peer's target -> its address
         self.discovered: list[IPAddress] = []  # peers found in the cloud (tags, labels)

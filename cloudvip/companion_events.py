@@ -1,0 +1,73 @@
+"""What keepalived tells a companion, and where the companion listens. Pure and light: the
+`cloudvip notify` client imports only this (no SDK, no config parsing) on its fast path.
+
+keepalived's forms, all accepted:
+- generic `notify` script: argv TYPE NAME STATE PRIORITY, e.g. `INSTANCE VI_1 MASTER 100`;
+- its notify_fifo: one line each, `INSTANCE "VI_1" MASTER 100` (the name quoted);
+- `notify_master "cloudvip notify master VI_1"` (keepalived passes specific scripts nothing,
+  so the line names the state and the instance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from dataclasses import dataclass
+from enum import Enum
+
+
+class State(str, Enum):
+    MASTER = "MASTER"
+    BACKUP = "BACKUP"
+    FAULT = "FAULT"
+    STOP = "STOP"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str  # INSTANCE or GROUP
+    name: str
+    state: State
+    priority: int | None = None
+
+    def words(self) -> str:
+        """The event as one line (the fifo's form), for the socket."""
+        prio = f" {self.priority}" if self.priority is not None else ""
+        return f"{self.kind} {shlex.quote(self.name)} {self.state.value}{prio}"
+
+
+class EventError(ValueError):
+    pass
+
+
+def parse_event(args: list[str]) -> Event:
+    """An event from keepalived's argv (or a fifo line split with shlex); EventError if not one."""
+    if len(args) in (3, 4) and args[0].upper() in ("INSTANCE", "GROUP"):
+        kind, name, state = args[0].upper(), args[1], args[2].upper()
+        prio = args[3] if len(args) == 4 else None
+    elif len(args) == 2 and args[0].upper() in State.__members__:
+        kind, name, state, prio = "INSTANCE", args[1], args[0].upper(), None
+    else:
+        raise EventError(f"not a keepalived event: {' '.join(args)!r} (expected TYPE NAME STATE [PRIORITY], "
+                         "as keepalived's notify passes, or STATE NAME, e.g. master VI_1)")
+    if state not in State.__members__:
+        raise EventError(f"unknown state {state!r} (expected {', '.join(State.__members__)})")
+    if prio is not None and not prio.isdigit():
+        raise EventError(f"priority {prio!r} is not a number")
+    return Event(kind, name, State[state], int(prio) if prio is not None else None)
+
+
+def parse_line(line: str) -> Event:
+    try:
+        return parse_event(shlex.split(line))
+    except ValueError as exc:  # shlex: unbalanced quotes
+        raise EventError(str(exc)) from None
+
+
+def socket_path(config: str, run_dir: str = "/run/cloudvip") -> str:
+    """The companion's socket for this config: one per config file, so several companions
+    (and their notify clients) run side by side with only -f differing."""
+    digest = hashlib.sha256(os.path.realpath(config).encode()).hexdigest()[:12]
+    return os.path.join(run_dir, f"companion-{digest}.sock")

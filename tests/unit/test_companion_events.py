@@ -1,0 +1,41 @@
+"""keepalived's event forms, as `cloudvip notify` and the companion read them."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudvip.companion_events import Event, EventError, State, parse_event, parse_line, socket_path
+
+
+@pytest.mark.parametrize("args, event", [
+    (["INSTANCE", "VI_1", "MASTER", "100"], Event("INSTANCE", "VI_1", State.MASTER, 100)),  # generic notify
+    (["GROUP", "G1", "BACKUP", "0"], Event("GROUP", "G1", State.BACKUP, 0)),
+    (["master", "VI_1"], Event("INSTANCE", "VI_1", State.MASTER)),  # notify_master "cloudvip notify master VI_1"
+    (["fault", "VI_2"], Event("INSTANCE", "VI_2", State.FAULT)),
+    (["INSTANCE", "VI_1", "STOP"], Event("INSTANCE", "VI_1", State.STOP)),
+])
+def test_argv_forms(args: list[str], event: Event) -> None:
+    assert parse_event(args) == event
+
+
+def test_fifo_line_with_the_quoted_name_round_trips() -> None:
+    ev = parse_line('INSTANCE "VI 1" MASTER 100')  # keepalived quotes the name in its fifo
+    assert ev == Event("INSTANCE", "VI 1", State.MASTER, 100)
+    assert parse_line(ev.words()) == ev
+
+
+@pytest.mark.parametrize("args, message", [
+    (["VI_1"], "not a keepalived event"),
+    (["INSTANCE", "VI_1", "UP", "100"], "unknown state 'UP'"),
+    (["INSTANCE", "VI_1", "MASTER", "high"], "priority 'high'"),
+    (["INSTANCE", "VI_1", "MASTER", "1", "extra"], "not a keepalived event"),
+])
+def test_bad_events_say_what_was_expected(args: list[str], message: str) -> None:
+    with pytest.raises(EventError, match=message):
+        parse_event(args)
+
+
+def test_one_socket_per_config(tmp_path: object) -> None:
+    a, b = socket_path("/etc/keepalived/a.conf"), socket_path("/etc/keepalived/b.conf")
+    assert a != b and a.startswith("/run/cloudvip/companion-") and a.endswith(".sock")
+    assert socket_path("/etc/keepalived/../keepalived/a.conf") == a  # the same file, the same socket
