@@ -6,10 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import __version__
-from .config import DEFAULT_PATH, Config, ConfigError, Severity, VrrpInstance
+
+if TYPE_CHECKING:
+    from .config import Config, VrrpInstance
+
+from .paths import DEFAULT_PATH  # the config package is imported only by the commands that read
+# one: `cloudvip notify`, run by keepalived on every transition, must start in milliseconds
 
 
 def _instance_summary(cfg: Config, inst: VrrpInstance) -> str:
@@ -56,6 +61,7 @@ def _fmt_weight(weight: int) -> str:
 
 def check_config(args: argparse.Namespace) -> int:
     path = Path(args.file)
+    from .config import ConfigError, Severity
     from .provider import load_checked
 
     try:

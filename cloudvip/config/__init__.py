@@ -17,11 +17,11 @@ from .diagnostics import ConfigError, Diagnostic, Diagnostics, Location, Severit
 from .model import (Authentication, CloudBlock, CloudEntry, Config, GlobalDefs, Notifiers,
                     ScriptCommand, SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress,
                     VrrpInstance, VrrpScript)
+from ..paths import DEFAULT_PATH
 from .parser import IGNORED_TOP, Parser, build_global_defs
 from .syntax import Node, parse_file, parse_text
 
 _T = TypeVar("_T")
-DEFAULT_PATH = Path("/etc/keepalived/keepalived.conf")
 
 __all__ = [
     "Authentication", "CloudBlock", "CloudEntry", "Config", "ConfigError", "DEFAULT_PATH", "Diagnostic",

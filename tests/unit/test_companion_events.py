@@ -39,3 +39,13 @@ def test_one_socket_per_config(tmp_path: object) -> None:
     a, b = socket_path("/etc/keepalived/a.conf"), socket_path("/etc/keepalived/b.conf")
     assert a != b and a.startswith("/run/cloudvip/companion-") and a.endswith(".sock")
     assert socket_path("/etc/keepalived/../keepalived/a.conf") == a  # the same file, the same socket
+
+
+def test_the_notify_path_imports_no_config_parser_and_no_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, cloudvip.cli, cloudvip.companion_events; "
+            "print(sorted(m for m in sys.modules if m.startswith(('cloudvip.config', 'boto', 'hcloud', 'pyroute2'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
