@@ -7,8 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and the lab use: the real keepalived to interoperate with,
 # haproxy for the health checks, iproute2 for namespaces/veth/netem.
-DEB_PKGS := keepalived haproxy iproute2 iputils-ping nftables tcpdump procps psmisc curl
-DEB_CMDS := keepalived haproxy ip nft ping tcpdump pkill killall curl
+DEB_PKGS := keepalived haproxy iproute2 iputils-ping nftables tcpdump procps psmisc curl systemd
+DEB_CMDS := keepalived haproxy ip nft ping tcpdump pkill killall curl systemd-analyze
 
 CHECKOV := .venv-checkov/.installed
 

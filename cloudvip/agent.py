@@ -18,6 +18,7 @@ from .coordination import Coordinator
 from .hostnet import HostNetwork, Link
 from .instance import InstanceRuntime, router_params
 from .provider import ProviderContext, load_checked, load_provider, provider_name
+from .service import ServiceManager
 from .tracking import weighted
 from .transport import Channel
 from .vip_mover import VipMover
@@ -49,6 +50,7 @@ class Agent:
         self.config: Config | None = None
         self.coordinator: Coordinator | None = None
         self._peer_tasks: dict[str, asyncio.Task[None]] = {}
+        self.service = ServiceManager()
 
     # ---------- lifecycle ----------
     async def run(self) -> int:
@@ -74,7 +76,9 @@ class Agent:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         log.info("cloudvip running %d instance(s) from %s (pid %d)", len(self.instances), self.path, os.getpid())
+        self.service.ready(f"{len(self.instances)} instance(s) from {self.path}")  # sockets and providers up
         await self._stop.wait()
+        self.service.stopping()
         log.info("stopping: handing over with priority 0")
         await self._shutdown()
         return 0
@@ -212,6 +216,13 @@ class Agent:
             self._reloading = asyncio.create_task(self.reload())
 
     async def reload(self) -> None:
+        self.service.reloading()
+        try:
+            await self._reload()
+        finally:
+            self.service.ready(f"{len(self.instances)} instance(s) from {self.path}")
+
+    async def _reload(self) -> None:
         log.info("reloading %s", self.path)
         try:
             cfg = load_config(self.path, self.config_id)

@@ -21,6 +21,7 @@ from .companion_events import Event, EventError, State, parse_line
 from .config import Config, ConfigError, VrrpInstance
 from .hostnet import HostNetwork
 from .provider import ProviderContext, load_checked, load_provider, provider_name
+from .service import ServiceManager
 from .vip_mover import VipMover
 
 log = logging.getLogger("cloudvip")
@@ -52,6 +53,7 @@ class Companion:
         self.path, self.config_id, self.socket, self.fifo = path, config_id, socket, fifo
         self.movers: dict[str, VipMover] = {}
         self.host = HostNetwork()
+        self.service = ServiceManager()
         self._stop = asyncio.Event()
 
     def handle(self, ev: Event, source: str) -> str:
@@ -93,7 +95,9 @@ class Companion:
                 tasks.append(asyncio.create_task(self._read_fifo(fifo), name="notify-fifo"))
             log.info("cloudvip companion: %d instance(s) from %s; events on %s%s", len(instances), self.path,
                      self.socket, f" and {fifo}" if fifo else "")
+            self.service.ready(f"{len(instances)} instance(s); events on {self.socket}")
             await self._stop.wait()
+            self.service.stopping()
             return 0
         except Exception as exc:
             log.error("cloudvip companion: %s", exc)
