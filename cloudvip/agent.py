@@ -18,6 +18,7 @@ from .coordination import Coordinator
 from .hostnet import HostNetwork, Link
 from .instance import InstanceRuntime, router_params
 from .provider import ProviderContext, load_checked, load_provider, provider_name
+from .control import ControlServer
 from .service import ServiceManager
 from .tracking import weighted
 from .transport import Channel
@@ -40,8 +41,10 @@ def load_config(path: Path, config_id: str | None) -> Config:
 
 
 class Agent:
-    def __init__(self, path: Path, config_id: str | None = None) -> None:
+    def __init__(self, path: Path, config_id: str | None = None, control: str | None = None) -> None:
+        """control: the control socket's path (None: no control socket)."""
         self.path, self.config_id = path, config_id
+        self.control = ControlServer(control, {}) if control else None
         self.host = HostNetwork()
         self.instances: dict[str, InstanceRuntime] = {}
         self.channels: dict[tuple[str, str, bool, bool, int], Channel] = {}
@@ -68,7 +71,10 @@ class Agent:
             for inst in self.config.instances:
                 await self._add_instance(inst)
             await self.host.watch_links(self._on_link)
-        except StartupError as exc:
+            if self.control is not None:
+                self.control.instances = self.instances
+                await self.control.start()
+        except (StartupError, RuntimeError) as exc:
             log.error("%s", exc)
             await self._shutdown()
             return 1
@@ -79,6 +85,8 @@ class Agent:
         self.service.ready(f"{len(self.instances)} instance(s) from {self.path}")  # sockets and providers up
         await self._stop.wait()
         self.service.stopping()
+        if self.control is not None:
+            self.control.close()
         log.info("stopping: handing over with priority 0")
         await self._shutdown()
         return 0

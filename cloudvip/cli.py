@@ -92,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
     pid_file = Path(args.pid_file) if args.pid_file else None
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n")
+    from .companion_events import socket_path
+
+    control = None if args.no_control else (args.control_socket or socket_path(args.file, "agent"))
     try:
-        return asyncio.run(Agent(Path(args.file), args.config_id).run())
+        return asyncio.run(Agent(Path(args.file), args.config_id, control).run())
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
@@ -146,6 +149,48 @@ def notify(args: argparse.Namespace) -> int:
         return 1
 
 
+def _control(args: argparse.Namespace, payload: dict[str, object]) -> dict[str, object] | None:
+    from .companion_events import socket_path
+    from .control import request
+
+    path = args.socket or socket_path(args.file, "agent")
+    try:
+        return request(path, payload)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"cloudvip: no agent runs for {args.file} (no control socket {path})", file=sys.stderr)
+    except OSError as exc:
+        print(f"cloudvip: control socket {path}: {exc}", file=sys.stderr)
+    return None
+
+
+def status(args: argparse.Namespace) -> int:
+    import json
+
+    from .status_table import render
+
+    reply = _control(args, {"cmd": "status"})
+    if reply is None:
+        return 1
+    print(json.dumps(reply, indent=2) if args.json else render(reply))
+    return 0 if reply.get("ok") else 1
+
+
+def override(args: argparse.Namespace) -> int:
+    cmd = "undo" if args.undo else args.command
+    reply = _control(args, {"cmd": cmd, "instance": args.instance})
+    if reply is None:
+        return 1
+    if not reply.get("ok"):
+        print(f"cloudvip {args.command}: {reply.get('error')}", file=sys.stderr)
+        return 1
+    inst = reply["instance"]
+    assert isinstance(inst, dict)
+    what = {"takeover": "taking over (priority raised)", "release": "released (in FAULT, sending priority 0)",
+            "undo": "override undone"}[cmd]
+    print(f"{inst['name']}: {what}; now {inst['state']}, priority {inst['priority']['effective']}")
+    return 0
+
+
 def lab(args: argparse.Namespace) -> int:
     from .lab.demo import main as lab_main
 
@@ -170,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     agent.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     agent.add_argument("--pid-file", default=None, help="write the pid here (default: none)")
+    agent.add_argument("--control-socket", default=None,
+                       help="root-only socket for status/takeover/release (default: derived from -f)")
+    agent.add_argument("--no-control", action="store_true", help="no control socket")
     agent.set_defaults(func=run)
     comp = sub.add_parser("companion", help="move cloud VIPs for a stock keepalived (its notify events)")
     _config_args(comp)
@@ -186,6 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
     note.add_argument("-v", "--verbose", action="store_true", help="print the companion's answer")
     note.add_argument("event", nargs="+", help="TYPE NAME STATE [PRIORITY], or STATE NAME")
     note.set_defaults(func=notify)
+    st = sub.add_parser("status", help="the running agent's instances, priorities, cloud state")
+    _config_args(st)
+    st.add_argument("--json", action="store_true", help="the full status as JSON")
+    st.add_argument("--socket", default=None, help="the agent's control socket (default: derived from -f)")
+    st.set_defaults(func=status)
+    for verb, text in (("takeover", "planned maintenance: make this node master (priority raised)"),
+                       ("release", "planned maintenance: hand the VIP over (FAULT, priority 0) until undone")):
+        p = sub.add_parser(verb, help=text)
+        _config_args(p)
+        p.add_argument("instance", help="the vrrp_instance")
+        p.add_argument("--undo", action="store_true", help="remove the override")
+        p.add_argument("--socket", default=None, help="the agent's control socket (default: derived from -f)")
+        p.set_defaults(func=override)
     demo = sub.add_parser("lab", help="show a real failover in throw-away network namespaces (root)")
     demo.add_argument("--nodes", type=int, default=3, choices=[2, 3])
     demo.add_argument("--cloud", choices=["aws", "hetzner"], default=None,

@@ -66,8 +66,9 @@ def parse_line(line: str) -> Event:
         raise EventError(str(exc)) from None
 
 
-def socket_path(config: str, run_dir: str = "/run/cloudvip") -> str:
-    """The companion's socket for this config: one per config file, so several companions
-    (and their notify clients) run side by side with only -f differing."""
+def socket_path(config: str, role: str = "companion", run_dir: str = "/run/cloudvip") -> str:
+    """The socket of the companion (or the agent's control socket, role "agent") for this
+    config: one per config file, so several daemons (and their clients) run side by side with
+    only -f differing."""
     digest = hashlib.sha256(os.path.realpath(config).encode()).hexdigest()[:12]
-    return os.path.join(run_dir, f"companion-{digest}.sock")
+    return os.path.join(run_dir, f"{role}-{digest}.sock")

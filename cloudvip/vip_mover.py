@@ -43,6 +43,14 @@ class MoverStats:
     last_reconcile: float = 0.0  # monotonic time of the last ownership check
     split_brain: int = 0  # checks that found a peer holding the VIP we hold
     reasserts: int = 0
+    holder: str = "unknown"  # who holds the VIP in the cloud, as last seen
+    #: provider call durations (seconds) per operation, for the latency histograms
+    durations: dict[str, list[float]] = field(default_factory=dict)
+
+    def observe(self, op: str, seconds: float) -> None:
+        kept = self.durations.setdefault(op, [])
+        kept.append(seconds)
+        del kept[:-1000]  # the newest thousand: enough for a scrape's histogram
 
 
 class VipMover:
@@ -127,6 +135,7 @@ class VipMover:
                 self.stats.last_error = f"holder: {exc}"
                 self.log.warning("%s: ownership check failed: %s", self.name, exc)
                 continue
+            self.stats.holder = info.holder.value + (f" ({info.detail})" if info.detail else "")
             if not (self.desired and self.actual):
                 continue
             if info.holder in (Holder.NOBODY, Holder.OTHER):
@@ -202,9 +211,12 @@ class VipMover:
         self.stats.calls[op] += 1
         try:
             await getattr(self.provider, op)(*args)
+            if op == "take":
+                self.stats.holder = Holder.SELF.value
         except Exception as exc:
             self.stats.errors[op] += 1
             self.stats.last_error = f"{op}: {exc}"
             raise
         finally:
             self.stats.last_duration = time.monotonic() - start
+            self.stats.observe(op, self.stats.last_duration)

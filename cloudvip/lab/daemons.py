@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..companion_events import socket_path
 from .topology import Node, Topology, ip
 
 VIP = "198.51.100.100"
@@ -113,6 +114,8 @@ class Daemon:
         if self.proc is not None:
             self.proc.wait(10)
         self.proc = None
+        for role in ("agent", "companion"):  # a killed daemon leaves its socket behind
+            Path(socket_path(str(self.conf), role)).unlink(missing_ok=True)
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None

@@ -1,0 +1,83 @@
+"""`cloudvip status`, `takeover` and `release` against running agents in namespaces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cloudvip.lab.daemons import Daemon, vrrp_conf
+from cloudvip.lab.topology import Topology
+
+from .conftest import needs_root
+
+pytestmark = [needs_root]
+CLOUDVIP = [sys.executable, "-m", "cloudvip"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(CLOUDVIP + list(args), capture_output=True, text=True, timeout=30)
+
+
+def status(d: Daemon) -> dict[str, Any]:
+    done = cli("status", "--json", "-f", str(d.conf))
+    assert done.returncode == 0, done.stderr
+    inst: dict[str, Any] = json.loads(done.stdout)["instances"][0]
+    return inst
+
+
+def test_status_takeover_release(tmp_path: Path) -> None:
+    topo = Topology("cvc", 2).create()
+    daemons: list[Daemon] = []
+    try:
+        n1, n2 = topo.nodes
+        a = Daemon(topo, n1, "cloudvip", vrrp_conf(n1, [n2], priority=100, version=3, advert=0.1), tmp_path).start()
+        b = Daemon(topo, n2, "cloudvip", vrrp_conf(n2, [n1], priority=90, version=3, advert=0.1), tmp_path).start()
+        daemons += [a, b]
+        assert topo.wait_for(lambda: a.has_vip() and not b.has_vip(), 10, 0.05), a.log + b.log
+        assert topo.wait_for(lambda: status(b)["master"]["address"] == str(n1.ip), 5, 0.1)
+        sa, sb = status(a), status(b)
+        assert (sa["state"], sa["priority"]["effective"], sa["priority"]["base"]) == ("MASTER", 100, 100)
+        assert sb["state"] == "BACKUP" and sb["master"] == {"address": str(n1.ip), "priority": 100}
+        assert sa["transitions"][-1]["to"] == "MASTER" and sa["provider"]["name"] == "linux"
+        assert sa["counters"]["adverts_sent"] > 0 and sb["counters"]["adverts_received"] > 0
+        table = cli("status", "-f", str(a.conf)).stdout
+        assert "VI_1: MASTER  priority 100 (base 100" in table and "-> MASTER" in table
+
+        # release: a hands over at once and stays out until undone
+        done = cli("release", "VI_1", "-f", str(a.conf))
+        assert done.returncode == 0 and "released" in done.stdout, done.stderr
+        assert topo.wait_for(lambda: b.has_vip() and not a.has_vip(), 2, 0.02), a.log + b.log
+        assert status(a)["state"] == "FAULT" and status(a)["override"] == "release"
+        assert "operator release" in a.log
+        assert cli("release", "VI_1", "--undo", "-f", str(a.conf)).returncode == 0
+        assert topo.wait_for(lambda: a.has_vip() and not b.has_vip(), 5, 0.05), a.log  # preempts again
+        assert status(a)["override"] is None
+
+        # takeover: b raised to 254 preempts a
+        assert cli("takeover", "VI_1", "-f", str(b.conf)).returncode == 0
+        assert topo.wait_for(lambda: b.has_vip() and not a.has_vip(), 5, 0.05), b.log
+        sb = status(b)
+        assert sb["override"] == "takeover" and sb["priority"]["effective"] == 254
+        # undone on restart
+        b.kill()
+        b.start()
+        assert topo.wait_for(lambda: a.has_vip() and status(b)["state"] == "BACKUP", 10, 0.1), b.log
+        assert status(b)["priority"]["effective"] == 90 and status(b)["override"] is None
+
+        bad = cli("takeover", "VI_9", "-f", str(a.conf))
+        assert bad.returncode == 1 and "no instance 'VI_9'" in bad.stderr
+    finally:
+        for d in daemons:
+            if d.alive:
+                d.kill()
+        topo.destroy()
+
+
+def test_status_without_an_agent_says_so(tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("")
+    done = cli("status", "-f", str(conf))
+    assert done.returncode == 1 and "no agent runs for" in done.stderr
