@@ -41,9 +41,11 @@ def load_config(path: Path, config_id: str | None) -> Config:
 
 
 class Agent:
-    def __init__(self, path: Path, config_id: str | None = None, control: str | None = None) -> None:
-        """control: the control socket's path (None: no control socket)."""
-        self.path, self.config_id = path, config_id
+    def __init__(self, path: Path, config_id: str | None = None, control: str | None = None,
+                 metrics: str | None = None) -> None:
+        """control: the control socket's path (None: no control socket); metrics: [ADDR:]PORT
+        for Prometheus (None: off)."""
+        self.path, self.config_id, self.metrics = path, config_id, metrics
         self.control = ControlServer(control, {}) if control else None
         self.host = HostNetwork()
         self.instances: dict[str, InstanceRuntime] = {}
@@ -74,7 +76,12 @@ class Agent:
             if self.control is not None:
                 self.control.instances = self.instances
                 await self.control.start()
-        except (StartupError, RuntimeError) as exc:
+            if self.metrics:
+                from .metrics import RuntimeCollector, serve
+
+                serve(self.metrics, RuntimeCollector(lambda: self.instances,
+                                                     lambda: {n: rt.mover for n, rt in self.instances.items()}))
+        except (StartupError, RuntimeError, OSError, ValueError) as exc:
             log.error("%s", exc)
             await self._shutdown()
             return 1

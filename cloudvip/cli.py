@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     control = None if args.no_control else (args.control_socket or socket_path(args.file, "agent"))
     try:
-        return asyncio.run(Agent(Path(args.file), args.config_id, control).run())
+        return asyncio.run(Agent(Path(args.file), args.config_id, control, args.metrics).run())
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
@@ -111,7 +111,7 @@ def companion(args: argparse.Namespace) -> int:
 
     logs.setup(args.log_level, args.log_json)
     sock = args.socket or socket_path(args.file)
-    return asyncio.run(Companion(Path(args.file), args.config_id, sock, args.fifo).run())
+    return asyncio.run(Companion(Path(args.file), args.config_id, sock, args.fifo, args.metrics).run())
 
 
 def notify(args: argparse.Namespace) -> int:
@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--control-socket", default=None,
                        help="root-only socket for status/takeover/release (default: derived from -f)")
     agent.add_argument("--no-control", action="store_true", help="no control socket")
+    agent.add_argument("--metrics", default=None, metavar="[ADDR:]PORT",
+                       help="serve Prometheus metrics (default: off; ADDR default 127.0.0.1)")
     agent.set_defaults(func=run)
     comp = sub.add_parser("companion", help="move cloud VIPs for a stock keepalived (its notify events)")
     _config_args(comp)
@@ -225,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     comp.add_argument("--socket", default=None, help="socket for `cloudvip notify` (default: derived from -f)")
     comp.add_argument("--fifo", default=None, help="keepalived's notify_fifo to read (default: global_defs')")
+    comp.add_argument("--metrics", default=None, metavar="[ADDR:]PORT",
+                      help="serve Prometheus metrics (default: off; ADDR default 127.0.0.1)")
     comp.set_defaults(func=companion)
     note = sub.add_parser("notify", help="keepalived's notify script: hand the event to the companion",
                           description="Use as keepalived's `notify \"cloudvip notify\"` (it appends TYPE NAME "

@@ -49,8 +49,10 @@ async def build_mover(cfg: Config, inst: VrrpInstance, host: HostNetwork) -> Vip
 
 
 class Companion:
-    def __init__(self, path: Path, config_id: str | None, socket: str, fifo: str | None = None) -> None:
+    def __init__(self, path: Path, config_id: str | None, socket: str, fifo: str | None = None,
+                 metrics: str | None = None) -> None:
         self.path, self.config_id, self.socket, self.fifo = path, config_id, socket, fifo
+        self.metrics = metrics
         self.movers: dict[str, VipMover] = {}
         self.host = HostNetwork()
         self.service = ServiceManager()
@@ -90,6 +92,10 @@ class Companion:
             for inst in instances:
                 self.movers[inst.name] = await build_mover(cfg, inst, self.host)
             server = await self._listen()
+            if self.metrics:
+                from .metrics import RuntimeCollector, serve
+
+                serve(self.metrics, RuntimeCollector(dict, lambda: self.movers))
             fifo = self.fifo or cfg.global_defs.notify_fifo
             if fifo:
                 tasks.append(asyncio.create_task(self._read_fifo(fifo), name="notify-fifo"))

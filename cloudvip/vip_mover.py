@@ -34,6 +34,10 @@ def _honouring_retry_after(backoff: Callable[[RetryCallState], float]) -> Callab
     return wait
 
 
+#: upper bounds (seconds) of the provider call latency histogram; the last is +Inf
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
+
+
 @dataclass
 class MoverStats:
     calls: Counter[str] = field(default_factory=Counter)
@@ -44,13 +48,15 @@ class MoverStats:
     split_brain: int = 0  # checks that found a peer holding the VIP we hold
     reasserts: int = 0
     holder: str = "unknown"  # who holds the VIP in the cloud, as last seen
-    #: provider call durations (seconds) per operation, for the latency histograms
-    durations: dict[str, list[float]] = field(default_factory=dict)
+    #: provider call durations per operation: cumulative counts per LATENCY_BUCKETS bound, and the sum
+    latency: dict[str, tuple[list[int], float]] = field(default_factory=dict)
 
     def observe(self, op: str, seconds: float) -> None:
-        kept = self.durations.setdefault(op, [])
-        kept.append(seconds)
-        del kept[:-1000]  # the newest thousand: enough for a scrape's histogram
+        counts, total = self.latency.get(op, ([0] * len(LATENCY_BUCKETS), 0.0))
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+        self.latency[op] = (counts, total + seconds)
 
 
 class VipMover:

@@ -59,12 +59,12 @@ class Daemon:
     node's namespace."""
 
     def __init__(self, topo: Topology, node: Node, kind: str, conf: str | Path, workdir: Path,
-                 log_level: str = "debug", config_id: str | None = None) -> None:
+                 log_level: str = "debug", config_id: str | None = None, args: tuple[str, ...] = ()) -> None:
         """conf: the config text, or the path of a config to use as it is."""
         if kind not in ("cloudvip", "keepalived", "companion"):
             raise ValueError(f"unknown daemon kind {kind!r}")
         self.topo, self.node, self.kind, self.log_level = topo, node, kind, log_level
-        self.config_id = config_id
+        self.config_id, self.args = config_id, args
         self.dir = workdir / f"{kind}-{node.name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         if isinstance(conf, Path):
@@ -78,7 +78,8 @@ class Daemon:
     def start(self) -> Daemon:
         if self.kind in ("cloudvip", "companion"):
             verb = "run" if self.kind == "cloudvip" else "companion"
-            cmd = [sys.executable, "-m", "cloudvip", verb, "-f", str(self.conf), "--log-level", self.log_level]
+            cmd = [sys.executable, "-m", "cloudvip", verb, "-f", str(self.conf), "--log-level", self.log_level,
+                   *self.args]
         else:
             for stale in ("keepalived.pid", "vrrp.pid"):  # a SIGKILLed keepalived leaves them behind
                 (self.dir / stale).unlink(missing_ok=True)

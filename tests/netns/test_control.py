@@ -21,6 +21,16 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(CLOUDVIP + list(args), capture_output=True, text=True, timeout=30)
 
 
+def scrape(topo: Topology, node: Any, port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics inside the node's namespace, parsed by prometheus-client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = subprocess.run(topo.exec_args(node, "curl", "-sf", f"http://127.0.0.1:{port}/metrics"),
+                          capture_output=True, text=True, timeout=10, check=True).stdout
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def status(d: Daemon) -> dict[str, Any]:
     done = cli("status", "--json", "-f", str(d.conf))
     assert done.returncode == 0, done.stderr
@@ -33,7 +43,8 @@ def test_status_takeover_release(tmp_path: Path) -> None:
     daemons: list[Daemon] = []
     try:
         n1, n2 = topo.nodes
-        a = Daemon(topo, n1, "cloudvip", vrrp_conf(n1, [n2], priority=100, version=3, advert=0.1), tmp_path).start()
+        a = Daemon(topo, n1, "cloudvip", vrrp_conf(n1, [n2], priority=100, version=3, advert=0.1), tmp_path,
+                   args=("--metrics", "9723")).start()
         b = Daemon(topo, n2, "cloudvip", vrrp_conf(n2, [n1], priority=90, version=3, advert=0.1), tmp_path).start()
         daemons += [a, b]
         assert topo.wait_for(lambda: a.has_vip() and not b.has_vip(), 10, 0.05), a.log + b.log
@@ -45,6 +56,13 @@ def test_status_takeover_release(tmp_path: Path) -> None:
         assert sa["counters"]["adverts_sent"] > 0 and sb["counters"]["adverts_received"] > 0
         table = cli("status", "-f", str(a.conf)).stdout
         assert "VI_1: MASTER  priority 100 (base 100" in table and "-> MASTER" in table
+        metrics = scrape(topo, n1, 9723)
+        assert metrics[("cloudvip_state", (("instance", "VI_1"), ("state", "MASTER")))] == 1.0
+        assert metrics[("cloudvip_priority", (("instance", "VI_1"), ("kind", "effective")))] == 100.0
+        assert metrics[("cloudvip_adverts_sent_total", (("instance", "VI_1"),))] > 0
+        assert metrics[("cloudvip_vip_held", (("instance", "VI_1"),))] == 1.0
+        take = (("instance", "VI_1"), ("le", "+Inf"), ("op", "take"), ("provider", "linux"))
+        assert metrics[("cloudvip_provider_call_seconds_bucket", take)] >= 1
 
         # release: a hands over at once and stays out until undone
         done = cli("release", "VI_1", "-f", str(a.conf))

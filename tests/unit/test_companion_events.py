@@ -49,3 +49,18 @@ def test_the_notify_path_imports_no_config_parser_and_no_sdk() -> None:
             "print(sorted(m for m in sys.modules if m.startswith(('cloudvip.config', 'boto', 'hcloud', 'pyroute2'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("spec, listen", [("9723", ("127.0.0.1", 9723)), ("0.0.0.0:9100", ("0.0.0.0", 9100)),
+                                          ("[::1]:9723", ("::1", 9723))])
+def test_metrics_listen_defaults_to_localhost(spec: str, listen: tuple[str, int]) -> None:
+    from cloudvip.metrics import parse_listen
+
+    assert parse_listen(spec) == listen
+
+
+def test_metrics_listen_errors() -> None:
+    from cloudvip.metrics import parse_listen
+
+    with pytest.raises(ValueError, match="expected PORT or ADDR:PORT"):
+        parse_listen("localhost:http")
