@@ -91,6 +91,7 @@ class Companion:
             await self.host.open()
             for inst in instances:
                 self.movers[inst.name] = await build_mover(cfg, inst, self.host)
+                await self._sync(inst)
             server = await self._listen()
             if self.metrics:
                 from .metrics import RuntimeCollector, serve
@@ -118,6 +119,13 @@ class Companion:
                 await mover.stop()
                 await mover.provider.close()
             await self.host.close()
+
+    async def _sync(self, inst: VrrpInstance) -> None:
+        """Started (or restarted) while keepalived runs: if it is master already (it carries
+        the addresses), take the VIP now rather than wait for the next transition."""
+        if inst.vips and await self.host.carries(inst):
+            log.info("%s: keepalived is master (it carries the VIP): taking the VIP", inst.name)
+            self.movers[inst.name].want(True)
 
     # ---------- the socket `cloudvip notify` talks to ----------
     async def _listen(self) -> asyncio.AbstractServer:

@@ -11,11 +11,14 @@ import errno
 import logging
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
+
+if TYPE_CHECKING:
+    from .config import VrrpInstance
 
 from .config.model import IPAddress, VirtualAddress
 
@@ -130,6 +133,18 @@ class HostNetwork:
 
     async def has_address(self, ifindex: int, address: IPv4Address | IPv6Address) -> bool:
         return any(a == address for a, _p, _f in await self.addresses(ifindex))
+
+    async def carries(self, inst: VrrpInstance) -> bool:
+        """The host carries every VIP of the instance (what keepalived does as master); True
+        when it has none (an Elastic IP only)."""
+        indexes: dict[str, int] = {}
+        for vip in inst.vips:
+            dev = vip.dev or inst.interface
+            if dev not in indexes:
+                indexes[dev] = (await self.link(dev)).index
+            if not await self.has_address(indexes[dev], vip.address):
+                return False
+        return True
 
     async def watch_links(self, callback: LinkCallback) -> None:
         """Call back on every link change (pyroute2 link events, no polling)."""

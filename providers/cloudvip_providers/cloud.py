@@ -81,6 +81,16 @@ class CloudProvider(Provider):
         except ProviderError as exc:
             self.ctx.log.warning("%s: cannot look up the peers yet: %s", self.ctx.instance.name, exc)
 
+    async def still_master(self) -> bool:
+        """Right before a claim: does the state machine still want the VIP? Next to keepalived
+        (companion mode) keepalived's own view counts too: as master it carries the addresses,
+        so an event that arrives late (a transition already undone) makes no claim."""
+        if not self.ctx.wanted():
+            return False
+        if self.ctx.manage_host:
+            return True
+        return await self.ctx.host.carries(self.ctx.instance)
+
     def _ours(self, holders: list[str]) -> bool:
         return bool(holders) and all(h == self.me for h in holders)
 
@@ -106,7 +116,7 @@ class CloudProvider(Provider):
         # the VIP matters only when the verification does not find it ours.
         current = await self._holders()
         if not self._ours(current):
-            if not self.ctx.wanted():
+            if not await self.still_master():
                 self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
                 return
             await self._point_to(self.me)
