@@ -41,7 +41,10 @@ test: $(STAMP) $(CHECKOV) sysdeps
 	$(VENV)/bin/ruff check -q cloudvip providers tests bench
 	$(VENV)/bin/mypy
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	for u in systemd/*.service; do \
+	  systemd-analyze security --offline=yes $$u 2>/dev/null | grep -a "Overall exposure" || true; done; \
+	exit $$rc
 
 lab: $(STAMP) sysdeps
 	$(VENV)/bin/cloudvip lab $(LAB_ARGS)

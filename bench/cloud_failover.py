@@ -205,12 +205,15 @@ def config(kind: str, cloud: Cloud, node: Node, i: int, peers: list[Node], prior
         extra = cloud.cloud_block()
     elif kind == "companion":  # keepalived's notify hands the event over; the cloud block last
         extra = f'    notify "{Path(sys.executable).parent / "cloudvip"} notify -f {conf}"\n' + cloud.cloud_block()
+    elif kind == "fifo":  # keepalived writes its notify_fifo, the companion reads it: no process per event
+        extra = cloud.cloud_block()
     else:
         script = work / f"notify_master-{node.name}.sh"
         script.write_text(cloud.notify_script(i))
         script.chmod(0o755)
         extra = f"    notify_master {script}\n"
-    conf.write_text(f"global_defs {{\n    router_id {node.name}\n    script_user root\n}}\n\n"
+    fifo = f"    notify_fifo {work / f'fifo-{node.name}'}\n" if kind == "fifo" else ""
+    conf.write_text(f"global_defs {{\n    router_id {node.name}\n    script_user root\n{fifo}}}\n\n"
                     + instance_block(node, peers, priority=priority, vip=f"{cloud.vip}/32", extra=extra,
                                      **WIRE))  # type: ignore[arg-type]
     return conf
@@ -221,7 +224,7 @@ class Node_:
 
     def __init__(self, kind: str, topo: Topology, node: Node, conf: Path, work: Path) -> None:
         kinds = {"cloudvip": ["cloudvip"], "keepalived": ["keepalived"],
-                 "companion": ["companion", "keepalived"]}[kind]
+                 "companion": ["companion", "keepalived"], "fifo": ["companion", "keepalived"]}[kind]
         self.daemons = [Daemon(topo, node, k, conf, work / k, log_level="info") for k in kinds]
 
     def start(self) -> None:
@@ -319,24 +322,26 @@ def main() -> int:
         try:
             print(f"script tool: {cloud.script_tool}")
             watcher = topo.add_host("w", 60)
-            for kind in ("cloudvip", "companion", "keepalived"):
+            for kind in ("cloudvip", "companion", "fifo", "keepalived"):
                 results[kind] = runs(kind, topo, cloud, watcher, Path(tmp), args.runs)
         finally:
             cloud.close()
 
-    k, c, m = results["keepalived"], results["cloudvip"], results["companion"]
+    k, c, m, f = results["keepalived"], results["cloudvip"], results["companion"], results["fifo"]
     tool = cloud.script_tool.split()[0]
     print(f"\nbecomes master -> {cloud.name} API, {args.runs} failovers each (VRRPv3 0.1 s, emulated API):")
     print(line(f"keepalived + notify_master {tool}: first API call", [r["first_call"] for r in k]))
     print(line("keepalived + cloudvip companion: first API call", [r["first_call"] for r in m]))
+    print(line("keepalived notify_fifo + companion: first API call", [r["first_call"] for r in f]))
     print(line("cloudvip agent: first API call", [r["first_call"] for r in c]))
     print(line(f"keepalived + notify_master {tool}: changed", [r["changed"] for r in k]))
     print(line("keepalived + cloudvip companion: changed", [r["changed"] for r in m]))
     print(line("keepalived + cloudvip companion: verified", [r["verified"] for r in m]))
+    print(line("keepalived notify_fifo + companion: changed", [r["changed"] for r in f]))
     print(line("cloudvip agent: changed", [r["changed"] for r in c]))
     print(line("cloudvip agent: verified", [r["verified"] for r in c]))
     print(line("cloudvip agent: own overhead (verified - API time)", [r["overhead"] for r in c]))
-    print(line(f"{cloud.write_op} request in the emulator", [r["write"] for r in k + c + m]))
+    print(line(f"{cloud.write_op} request in the emulator", [r["write"] for r in k + c + m + f]))
     print(f"\nratio companion/script, notify -> first API call: "
           f"{stats([r['first_call'] for r in m])[1] / stats([r['first_call'] for r in k])[1]:.3f}")
     med = {name: stats([r[key] for r in rows])[1]

@@ -54,6 +54,10 @@ def test_status_takeover_release(tmp_path: Path) -> None:
         assert sb["state"] == "BACKUP" and sb["master"] == {"address": str(n1.ip), "priority": 100}
         assert sa["transitions"][-1]["to"] == "MASTER" and sa["provider"]["name"] == "linux"
         assert sa["counters"]["adverts_sent"] > 0 and sb["counters"]["adverts_received"] > 0
+        from cloudvip.companion_events import socket_path
+
+        sock = Path(socket_path(str(a.conf), "agent"))
+        assert sock.stat().st_mode & 0o077 == 0 and sock.parent.stat().st_mode & 0o077 == 0  # root-only
         table = cli("status", "-f", str(a.conf)).stdout
         assert "VI_1: MASTER  priority 100 (base 100" in table and "-> MASTER" in table
         metrics = scrape(topo, n1, 9723)
