@@ -18,6 +18,9 @@ from enum import Enum
 
 
 class State(str, Enum):
+    """The states keepalived names in its notify calls and fifo lines (not the state machine's
+    own enum: DELETED is keepalived's, and this module must stay free of heavier imports)."""
+
     MASTER = "MASTER"
     BACKUP = "BACKUP"
     FAULT = "FAULT"
