@@ -18,6 +18,7 @@ from .coordination import Coordinator
 from .hostnet import HostNetwork, Link
 from .instance import InstanceRuntime, router_params
 from .provider import ProviderContext, load_checked, load_provider, provider_name
+from .advert_auth import KeyFileError, load_keys
 from .control import ControlServer
 from .service import ServiceManager
 from .tracking import weighted
@@ -155,6 +156,13 @@ class Agent:
         assert self.coordinator is not None
         rt = InstanceRuntime(inst, router_params(inst, local, discovered), channel, mover, ilog,
                              self.coordinator.on_notify)
+        if inst.auth_key_file:
+            try:
+                rt.set_keys(load_keys(inst.auth_key_file))
+            except KeyFileError as exc:
+                await mover.stop()
+                await provider.close()
+                raise StartupError(f"{inst.name}: auth_key_file: {exc}") from None
         if provider.peer_refresh:
             self._peer_tasks[inst.name] = asyncio.create_task(
                 self._refresh_peers(rt, local, provider.peer_refresh), name=f"peers-{inst.name}")
@@ -258,6 +266,12 @@ class Agent:
         for rt in gone:
             del self.instances[rt.name]
         kept = len(self.instances)
+        for rt in self.instances.values():  # rotated keys take effect without a restart
+            if rt.config.auth_key_file:
+                try:
+                    rt.set_keys(load_keys(rt.config.auth_key_file))
+                except KeyFileError as exc:
+                    log.error("reload: %s: auth_key_file: %s; keeping the keys in use", rt.name, exc)
         for name, inst in wanted.items():
             if name not in self.instances:
                 try:

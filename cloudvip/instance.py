@@ -13,6 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from .advert_auth import Keys, Verifier, sign
 from .config.model import VrrpInstance
 from .logs import worth_logging
 from .packet import AuthType, IPAddress
@@ -61,6 +62,7 @@ class InstanceRuntime:
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._on_notify = on_notify
+        self.auth: Verifier | None = None
 
     @property
     def name(self) -> str:
@@ -90,8 +92,27 @@ class InstanceRuntime:
         if self.router.tracks.get(name) != state:
             self.handle(TrackChanged(self.now(), name, state))
 
+    def set_keys(self, keys: Keys | None) -> None:
+        """cloudvip's advert authentication (None: off); new keys keep the replay state."""
+        if keys is None:
+            self.auth = None
+        elif self.auth is None:
+            self.auth = Verifier(keys)
+        else:
+            self.auth.keys = keys
+
+    def _sign(self, vrrp: bytes) -> bytes:
+        assert self.auth is not None
+        return sign(self.auth.keys, self.channel.local, vrrp, time.time_ns() // 1000)
+
     def on_received(self, rx: Received) -> None:
         self.counters["adverts_received"] += 1
+        if self.auth is not None or rx.trailer is not None:
+            reason = (self.auth.check(rx.src, rx.vrrp, rx.trailer, time.time_ns() // 1000) if self.auth is not None
+                      else "auth_unexpected")
+            if reason is not None:
+                self._drop(reason, f"{rx.src}: {reason.replace('_', ' ')}")
+                return
         self.handle(AdvertReceived(self.now(), rx.advert, rx.src, rx.ttl))
 
     def _on_timer(self) -> None:
@@ -103,8 +124,9 @@ class InstanceRuntime:
     def apply(self, actions: list[Action]) -> None:
         for act in actions:
             if isinstance(act, SendAdvert):
+                sign = self._sign if self.auth is not None else None
                 for dst in self._destinations:
-                    if self.channel.send(act.advert, dst):
+                    if self.channel.send(act.advert, dst, sign=sign):
                         self.counters["adverts_sent"] += 1
                     else:
                         self.counters["send_errors"] += 1
@@ -133,8 +155,11 @@ class InstanceRuntime:
             self._on_notify(self, note)
 
     def _dropped(self, drop: Dropped) -> None:
-        key = f"drop_{drop.reason.value}"
+        self._drop(drop.reason.value, drop.detail)
+
+    def _drop(self, reason: str, detail: str) -> None:
+        key = f"drop_{reason}"
         self.counters[key] += 1
         n = self.counters[key]
         if worth_logging(n):
-            self.log.info("%s: ignoring advert: %s (%d so far)", self.name, drop.detail, n)
+            self.log.info("%s: ignoring advert: %s (%d so far)", self.name, detail, n)

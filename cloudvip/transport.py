@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Callable
 
+from .advert_auth import split as split_trailer
 from .logs import worth_logging
 from .packet import (IPPROTO_VRRP, VRRP_MCAST_V4, VRRP_MCAST_V6, Advertisement, ChecksumMode, DecodeError,
                      IPAddress, decode, encode, parse_ipv4)
@@ -32,6 +33,8 @@ class Received:
     src: IPAddress
     dst: IPAddress
     ttl: int
+    vrrp: bytes = b""  # the VRRP packet as received (what an authentication trailer covers)
+    trailer: bytes | None = None  # cloudvip's authentication trailer, if the packet had one
 
 
 Handler = Callable[[Received], None]
@@ -96,10 +99,14 @@ class Channel:
             self._loop = None
         self.sock.close()
 
-    def send(self, advert: Advertisement, dst: IPAddress, mode: ChecksumMode = ChecksumMode.PSEUDO_HEADER) -> bool:
-        """Send one advert; a failed send is counted and logged, never raised."""
+    def send(self, advert: Advertisement, dst: IPAddress, mode: ChecksumMode = ChecksumMode.PSEUDO_HEADER,
+             sign: Callable[[bytes], bytes] | None = None) -> bool:
+        """Send one advert (with `sign`'s trailer appended, if given); a failed send is counted
+        and logged, never raised."""
         try:
             data = encode(advert, self.local, dst, mode)
+            if sign is not None:
+                data += sign(data)
             if self.family == 4:
                 self.sock.sendto(data, (str(dst), 0))
             else:
@@ -145,7 +152,7 @@ class Channel:
     def _ipv4(self, packet: bytes) -> Received | None:
         try:
             meta = parse_ipv4(packet)
-            return Received(decode(meta.payload, meta.src, meta.dst), meta.src, meta.dst, meta.ttl)
+            return _received(meta.payload, meta.src, meta.dst, meta.ttl)
         except DecodeError as exc:
             self._count(exc, packet[12:16] if len(packet) >= 16 else b"")
             return None
@@ -162,7 +169,7 @@ class Channel:
             self.drops["bad_ip_header"] += 1
             return None
         try:
-            return Received(decode(data, src, dst), src, dst, ttl)
+            return _received(data, src, dst, ttl)
         except DecodeError as exc:
             self._count(exc, src.packed)
             return None
@@ -172,3 +179,15 @@ class Channel:
         if worth_logging(count):
             log.info("%s: dropped packet from %s: %s (%d so far)", self.ifname,
                      ".".join(map(str, src)) if len(src) == 4 else src.hex(), exc, count)
+
+
+def _received(payload: bytes, src: IPAddress, dst: IPAddress, ttl: int) -> Received:
+    """Decode, recognising cloudvip's authentication trailer: the VRRP part must decode on its
+    own, else the payload is taken whole (a keepalived packet that merely ends like a trailer)."""
+    vrrp, trailer = split_trailer(payload)
+    if trailer is not None:
+        try:
+            return Received(decode(vrrp, src, dst), src, dst, ttl, vrrp, trailer)
+        except DecodeError:
+            pass
+    return Received(decode(payload, src, dst), src, dst, ttl, payload, None)

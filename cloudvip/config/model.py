@@ -181,6 +181,8 @@ class VrrpInstance:
     notify: Notifiers = field(default_factory=Notifiers)
     cloud: CloudBlock | None = None
     skip_check_adv_addr: bool = False
+    #: cloudvip-to-cloudvip advert authentication (HMAC trailer; not keepalived-compatible)
+    auth_key_file: str | None = None
 
     @property
     def family(self) -> int:

@@ -278,6 +278,16 @@ class Parser:
                 fields["dont_track_primary"] = v.flag(child)
             elif k in ("skip_check_adv_addr",):
                 fields["skip_check_adv_addr"] = v.flag(child)
+            elif k == "auth_key_file":
+                path = v.text(child, "an absolute path to a key file")
+                if path is not None and not path.startswith("/"):
+                    self.diags.error(child.loc, f"auth_key_file {path!r} is not an absolute path",
+                                     "an absolute path, e.g. /etc/cloudvip/vrrp.keys")
+                    path = None
+                if path is not None and fields.get("auth") is not None:
+                    self.diags.warning(child.loc, "auth_key_file and authentication both set: adverts carry "
+                                                  "the PASS password and cloudvip's HMAC")
+                fields["auth_key_file"] = path
             elif k == "cloud":
                 if "cloud" in fields:
                     self.diags.error(child.loc, "only one cloud block per instance", "a single cloud PROVIDER { }")

@@ -1,0 +1,100 @@
+"""cloudvip's advert authentication: HMAC trailer, replay protection, key files, rotation."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cloudvip.advert_auth import (TRAILER_LEN, WINDOW_US, KeyFileError, Keys, Verifier, load_keys, parse_keys, sign,
+                                  split)
+from cloudvip.packet import Advertisement, decode, encode
+from cloudvip.transport import _received
+
+SRC, DST = IPv4Address("198.51.100.11"), IPv4Address("198.51.100.12")
+K1, K2 = "11" * 32, "22" * 32
+NOW = 1_800_000_000_000_000
+
+
+def keys(text: str) -> Keys:
+    return parse_keys(text, "k")
+
+
+def vrrp() -> bytes:
+    return encode(Advertisement(version=3, vrid=51, priority=100, interval_cs=100,
+                                addresses=(IPv4Address("198.51.100.100"),)), SRC, DST)
+
+
+def test_signed_advert_verifies_once() -> None:
+    k = keys(f"1 {K1}\n")
+    data = vrrp()
+    trailer = sign(k, SRC, data, NOW)
+    assert len(trailer) == TRAILER_LEN
+    v = Verifier(k)
+    assert v.check(SRC, data, trailer, NOW) is None
+    assert v.check(SRC, data, trailer, NOW + 1) == "auth_replay"  # the same advert again
+    assert v.check(SRC, data, sign(k, SRC, data, NOW + 1000), NOW + 1000) is None  # the next one
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("wrong key", "auth_bad_mac"), ("unknown id", "auth_unknown_key"), ("tampered", "auth_bad_mac"),
+    ("other source", "auth_bad_mac"), ("missing", "auth_missing"), ("stale", "auth_replay"),
+])
+def test_bad_adverts_are_dropped_with_a_reason(case: str, reason: str) -> None:
+    ours = keys(f"1 {K1}\n")
+    data = vrrp()
+    signer = {"wrong key": keys(f"1 {K2}\n"), "unknown id": keys(f"7 {K1}\n")}.get(case, ours)
+    at = NOW - WINDOW_US - 1 if case == "stale" else NOW
+    trailer: bytes | None = sign(signer, SRC, data, at)
+    src, body = SRC, data
+    if case == "tampered":
+        body = data[:-1] + bytes([data[-1] ^ 1])
+    elif case == "other source":
+        src = DST
+    elif case == "missing":
+        trailer = None
+    assert Verifier(ours).check(src, body, trailer, NOW) == reason
+
+
+def test_rotation_accepts_old_and_new() -> None:
+    data = vrrp()
+    old, new = keys(f"1 {K1}\n"), keys(f"2 {K2}\n")
+    during = keys(f"2 {K2}\n1 {K1}\n")  # signs with 2, still accepts 1
+    v = Verifier(during)
+    assert v.check(SRC, data, sign(old, SRC, data, NOW), NOW) is None
+    assert v.check(SRC, data, sign(new, SRC, data, NOW + 1), NOW + 1) is None
+    assert sign(during, SRC, data, NOW)[3] == 2
+
+
+def test_key_file_errors_and_permissions(tmp_path: Path) -> None:
+    for text, where in ((f"1 {K1}\n1 {K2}\n", "k:2"), ("1 abcd\n", "k:1"), ("x y\n", "k:1"), ("# none\n", "no key")):
+        with pytest.raises(KeyFileError, match=where):
+            parse_keys(text, "k")
+    path = tmp_path / "vrrp.keys"
+    path.write_text(f"# rotated 2026-11\n3 {K1}  # current\n")
+    path.chmod(0o640)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        load_keys(str(path))
+    path.chmod(0o600)
+    assert load_keys(str(path)).signing_id == 3
+
+
+def test_a_signed_packet_is_split_and_a_plain_one_is_not() -> None:
+    k = keys(f"1 {K1}\n")
+    data = vrrp()
+    rx = _received(data + sign(k, SRC, data, NOW), SRC, DST, 255)
+    assert (rx.vrrp, rx.trailer is not None, rx.advert.priority) == (data, True, 100)
+    plain = _received(data, SRC, DST, 255)
+    assert plain.trailer is None and plain.vrrp == data
+    assert split(data) == (data, None)
+
+
+@given(st.binary(min_size=0, max_size=120))
+def test_garbage_trailers_never_raise(junk: bytes) -> None:
+    data = vrrp()
+    v = Verifier(keys(f"1 {K1}\n"))
+    assert v.check(SRC, data, junk, NOW) in ("auth_missing", "auth_unknown_key", "auth_bad_mac", "auth_replay")
+    assert decode(data, SRC, DST).vrid == 51
