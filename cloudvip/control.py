@@ -42,6 +42,7 @@ def instance_status(rt: InstanceRuntime) -> dict[str, Any]:
         "transitions": [{"at": t.at, "from": t.note.old.value, "to": t.note.new.value, "reason": t.note.reason}
                         for t in list(rt.transitions)[-10:]],
         "counters": dict(rt.counters),
+        "interface_drops": dict(rt.channel.drops),  # packets no instance saw (undecodable, unknown VRID)
         "provider": {"name": rt.mover.provider.name, "holder": stats.holder,
                      "holding": rt.mover.actual,
                      "last_reconcile_ago": round(now - stats.last_reconcile, 1) if stats.last_reconcile else None,
