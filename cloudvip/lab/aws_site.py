@@ -17,9 +17,11 @@ class AwsSite:
     def __init__(self, topo: Topology, world: Ec2World, emulator_port: int) -> None:
         self.topo, self.world = topo, world
         self.services: list[Forwarder | FakeImds] = []
+        self.forwarders: list[Forwarder] = []  # per node: pause() makes the API unreachable from it
         try:
             for node, instance, eni in zip(topo.nodes, world.instances, world.enis, strict=True):
-                self.services.append(Forwarder(node.name, EC2_PORT, emulator_port))
+                self.forwarders.append(Forwarder(node.name, EC2_PORT, emulator_port))
+                self.services.append(self.forwarders[-1])
                 self.services.append(FakeImds(node.name, IMDS_PORT, {"instance_id": instance, "mac": node.mac,
                                                                       "region": REGION, "eni": eni}))
         except BaseException:

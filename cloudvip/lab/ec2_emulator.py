@@ -39,6 +39,8 @@ MUTATING = ("AssignPrivateIpAddresses", "AssociateAddress", "ReplaceRoute", "Cre
 #: errors the next calls of an action get, in order, e.g.
 #: FAULTS["AssignPrivateIpAddresses"] = [("RequestLimitExceeded", 503), ("InternalError", 500)]
 FAULTS: dict[str, list[tuple[str, int]]] = {}
+#: seconds every call of an action takes, e.g. DELAYS["AssignPrivateIpAddresses"] = 2.0 (a slow API)
+DELAYS: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ def reset_observations() -> None:
     with _lock:
         CALLS.clear()
     FAULTS.clear()
+    DELAYS.clear()
 
 
 def _error_body(code: str) -> str:
@@ -103,6 +106,8 @@ def _observe_calls() -> None:
         eni = str(self.querystring.get("NetworkInterfaceId", [""])[0]) if hasattr(self, "querystring") else ""
         status = 500
         try:
+            if DELAYS.get(action):
+                time.sleep(DELAYS[action])
             pending = FAULTS.get(action)
             if pending:
                 code, status = pending.pop(0)

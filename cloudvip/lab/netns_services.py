@@ -59,6 +59,7 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        src.close()  # each direction's pump closes what it read from
 
 
 class Forwarder:
@@ -67,7 +68,22 @@ class Forwarder:
     def __init__(self, ns: str, port: int, target_port: int) -> None:
         self.sock = listen_in_netns(ns, port)
         self.target_port = target_port
+        self.paused = False  # the API unreachable from this namespace
+        self._open: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def pause(self) -> None:
+        """Make the API unreachable: cut open connections, refuse new ones until resume()."""
+        self.paused = True
+        for s in self._open:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._open.clear()
+
+    def resume(self) -> None:
+        self.paused = False
 
     def _accept(self) -> None:
         while True:
@@ -75,6 +91,9 @@ class Forwarder:
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            if self.paused:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             except OSError:
@@ -82,6 +101,7 @@ class Forwarder:
                 continue
             for s in (client, upstream):  # relay each segment at once (no Nagle delay on the hop)
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._open = [s for s in self._open if s.fileno() != -1] + [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(a, b), daemon=True).start()
 
