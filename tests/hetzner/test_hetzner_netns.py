@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from cloudvip.lab.daemons import Daemon, instance_block
-from cloudvip.lab.hcloud_emulator import HetznerWorld
+from cloudvip.lab.hcloud_emulator import TOKEN, HetznerWorld
 from cloudvip.lab.hetzner_site import MODES, HetznerSite
 from cloudvip.lab.topology import Topology
 
@@ -77,6 +77,7 @@ def test_killing_the_master_moves_the_vip_in_the_api(world: World, mode: str) ->
     assert f"hetzner {mode} on server {world.hz.servers[0].id}" in a.log  # found through the metadata service
     a.kill()
     assert world.topo.wait_for(lambda: world.holds(mode, 1, b), 10, 0.05), b.log
+    assert TOKEN not in a.log + b.log  # debug logging, and still no token
     writes = world.hz.emulator.writes()
     # floating IP: one assign; alias IP: shrink the old holder's list, then grow ours
     assert writes == ({world.hz.servers[1].id: 1} if mode == "floating_ip"
