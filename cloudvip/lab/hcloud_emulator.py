@@ -80,6 +80,7 @@ class HcloudEmulator:
         self.floating_ips: dict[int, FloatingIp] = {}
         self.networks: dict[int, str] = {}  # id -> ip_range
         self.faults: dict[str, list[tuple[int, str]]] = {}  # op -> [(status, code), ...]
+        self.delays: dict[str, float] = {}  # op -> seconds each call takes (a slow API)
         self.calls: list[ApiCall] = []
         self.lock = threading.RLock()
         self._actions: dict[int, _Action] = {}
@@ -273,6 +274,9 @@ class HcloudEmulator:
 
             def _serve(self, method: str) -> None:
                 started = time.monotonic()
+                delay = emu.delays.get(_operation(method, self.path.split("?", 1)[0])[0], 0.0)
+                if delay:
+                    time.sleep(delay)  # outside the lock: other requests go on meanwhile
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]

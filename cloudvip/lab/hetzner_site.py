@@ -16,9 +16,11 @@ class HetznerSite:
     def __init__(self, topo: Topology, world: HetznerWorld, token_file: str) -> None:
         self.topo, self.world, self.token_file = topo, world, token_file
         self.services: list[Forwarder | NetnsHttp] = []
+        self.forwarders: list[Forwarder] = []  # per node: pause() makes the API unreachable from it
         try:
             for node, server in zip(topo.nodes, world.servers, strict=True):
-                self.services.append(Forwarder(node.name, API_PORT, world.emulator.port))
+                self.forwarders.append(Forwarder(node.name, API_PORT, world.emulator.port))
+                self.services.append(self.forwarders[-1])
                 yaml = (f"- ip: {node.ip}\n  alias_ips: []\n  interface_num: 1\n  mac_address: {server.mac}\n"
                         f"  network_id: {world.network}\n  network_name: lab\n  network: 198.51.100.0/24\n"
                         f"  subnet: 198.51.100.0/24\n  gateway: 198.51.100.1\n")

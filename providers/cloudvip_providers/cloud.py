@@ -20,6 +20,9 @@ from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext, Pro
 from .linux import LinuxProvider
 
 
+HANDOVER_GRACE = 1.5  # seconds a master is given to re-assert by itself before we hand over
+
+
 class CloudProvider(Provider):
     #: how the logs name this provider and mode, e.g. "aws secondary_ip"
     label: str = ""
@@ -151,9 +154,11 @@ class CloudProvider(Provider):
     async def yield_to(self, master: IPAddress) -> None:
         """We stepped down for `master` after a split brain: if the cloud still sends the VIP to
         us, hand it to the master (it may never hear an advert from us to re-assert itself).
-        Wait two advert intervals first: a master that did hear us re-asserts by itself, and
-        then there is nothing to write."""
-        await asyncio.sleep(2 * self.ctx.instance.advert_int)
+        Wait first: a master that did hear us re-asserts by itself, and then there is nothing to
+        write. Two advert intervals, and at least HANDOVER_GRACE: a claim through a slow API
+        (Hetzner's actions take a while) must not be overtaken by a second write to the same
+        master (seen in the fault matrix: a resumed master's re-assert and our hand-over)."""
+        await asyncio.sleep(max(2 * self.ctx.instance.advert_int, HANDOVER_GRACE))
         if (await self.holder()).holder is not Holder.SELF:
             return
         if str(master) not in self.peer_targets.values():

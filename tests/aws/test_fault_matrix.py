@@ -5,8 +5,6 @@ live host does. Each case prints its settle time and the API writes it cost; the
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import Callable
 
@@ -15,96 +13,56 @@ import pytest
 from cloudvip.lab.daemons import VIP, Daemon
 from cloudvip.lab.ec2_emulator import DELAYS, FAULTS, writes
 
+from ..fault_harness import common_faults, report, settle, sole_owner
 from .test_aws_netns import World, world  # noqa: F401 - the fixture
 
-SETTLE_LIMIT = 40.0
 
+def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
+    def restart_in_flight(a: Daemon, b: Daemon) -> None:
+        """The backup's claim hangs in a slow API; its agent is restarted meanwhile."""
+        DELAYS["AssignPrivateIpAddresses"] = 2.0
+        a.kill()
+        time.sleep(0.8)  # master down detected (0.365 s), the claim under way
+        b.kill()
+        b.start()
 
-def owner(w: World, agents: tuple[Daemon, Daemon]) -> int | None:
-    """The node that alone owns the VIP in EC2 and alone (among live agents) carries it."""
-    enis = w.ec2.vip_enis(VIP)
-    if len(enis) != 1:
-        return None
-    i = w.ec2.enis.index(enis[0])
-    carrying = [j for j, d in enumerate(agents) if d.alive and d.has_vip()]
-    return i if carrying == [i] and agents[i].alive else None
+    def unreachable(a: Daemon, b: Daemon) -> None:
+        w.site.forwarders[1].pause()
+        a.kill()
+        time.sleep(15)
+        w.site.forwarders[1].resume()
 
-
-def settle(w: World, agents: tuple[Daemon, Daemon], since: float, hold: float = 1.5) -> tuple[int, float]:
-    """Wait until the invariant holds for `hold` s in a row; (owner, seconds from `since`)."""
-    stable_from: float | None = None
-    deadline = since + SETTLE_LIMIT
-    while time.monotonic() < deadline:
-        who = owner(w, agents)
-        now = time.monotonic()
-        if who is None:
-            stable_from = None
-        elif stable_from is None:
-            stable_from, first = now, who
-        elif who != first:
-            stable_from, first = now, who
-        elif now - stable_from >= hold:
-            return who, stable_from - since
-        time.sleep(0.05)
-    raise AssertionError(f"no single owner within {SETTLE_LIMIT} s:\n{agents[0].log[-3000:]}\n{agents[1].log[-3000:]}")
-
-
-def freeze(d: Daemon, seconds: float) -> None:
-    """The master's process (its event loop) stopped, then resumed."""
-    for pid in d.pids():
-        os.kill(pid, signal.SIGSTOP)
-    time.sleep(seconds)
-    for pid in d.pids():
-        os.kill(pid, signal.SIGCONT)
-
-
-def during(seconds: float, on: Callable[[], None], off: Callable[[], None]) -> None:
-    on()
-    time.sleep(seconds)
-    off()
-
-
-def restart_in_flight(w: World, b: Daemon) -> None:
-    """The backup's claim hangs in a slow API; its agent is restarted meanwhile."""
-    DELAYS["AssignPrivateIpAddresses"] = 2.0
-    time.sleep(0.8)  # master down detected (0.365 s), the claim under way
-    b.kill()
-    b.start()
-
-
-FAULTS_BY_CASE: dict[str, Callable[[World, Daemon, Daemon], None]] = {
-    "SIGKILL master": lambda w, a, b: a.kill(),
-    "SIGTERM master": lambda w, a, b: (a.term(), None)[1],
-    "master link down": lambda w, a, b: w.topo.set_link(w.topo.nodes[0], False),
-    "master frozen 10 s (SIGSTOP/SIGCONT)": lambda w, a, b: freeze(a, 10),
-    "loss 10% for 10 s": lambda w, a, b: during(10, lambda: [w.topo.set_loss(n, 10, vrrp_only=True)
-                                                            for n in w.topo.nodes],
-                                                lambda: [w.topo.set_loss(n, 0) for n in w.topo.nodes]),
-    "loss 30% for 10 s": lambda w, a, b: during(10, lambda: [w.topo.set_loss(n, 30, vrrp_only=True)
-                                                            for n in w.topo.nodes],
-                                                lambda: [w.topo.set_loss(n, 0) for n in w.topo.nodes]),
-    "API slow (2 s) + SIGKILL": lambda w, a, b: (DELAYS.__setitem__("AssignPrivateIpAddresses", 2.0), a.kill()),
-    "API 5xx x3 + SIGKILL": lambda w, a, b: (FAULTS.__setitem__("AssignPrivateIpAddresses",
+    return {
+        "API slow (2 s) + SIGKILL": lambda a, b: (DELAYS.__setitem__("AssignPrivateIpAddresses", 2.0), a.kill()),
+        "API 5xx x3 + SIGKILL": lambda a, b: (FAULTS.__setitem__("AssignPrivateIpAddresses",
                                                                   [("InternalError", 500)] * 3), a.kill()),
-    "API throttling x3 + SIGKILL": lambda w, a, b: (FAULTS.__setitem__(
-        "AssignPrivateIpAddresses", [("RequestLimitExceeded", 503)] * 3), a.kill()),
-    "API unreachable 15 s + SIGKILL": lambda w, a, b: (w.site.forwarders[1].pause(), a.kill(), time.sleep(15),
-                                                       w.site.forwarders[1].resume()),
-    "restart while a move is in flight": lambda w, a, b: (a.kill(), restart_in_flight(w, b)),
-    "reload during failover": lambda w, a, b: (a.kill(), b.signal(signal.SIGHUP)),
-}
+        "API throttling x3 + SIGKILL": lambda a, b: (FAULTS.__setitem__(
+            "AssignPrivateIpAddresses", [("RequestLimitExceeded", 503)] * 3), a.kill()),
+        "API unreachable 15 s + SIGKILL": unreachable,
+        "restart while a move is in flight": restart_in_flight,
+    }
 
 
-@pytest.mark.parametrize("case", list(FAULTS_BY_CASE))
+CASES = ["SIGKILL master", "SIGTERM master", "master link down", "master frozen 10 s (SIGSTOP/SIGCONT)",
+         "loss 10% for 10 s", "loss 30% for 10 s", "reload during failover", "API slow (2 s) + SIGKILL",
+         "API 5xx x3 + SIGKILL", "API throttling x3 + SIGKILL", "API unreachable 15 s + SIGKILL",
+         "restart while a move is in flight"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_fault_settles_with_one_owner(world: World, case: str) -> None:  # noqa: F811
     a, b = world.pair()
-    FAULTS_BY_CASE[case](world, a, b)
+    fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
+    fault(a, b)
     ended = time.monotonic()  # instantaneous faults end at once; the others after their duration
-    who, seconds = settle(world, (a, b), ended)
-    spent = writes()
-    print(f"\n{case}: settled {seconds:.2f} s after the fault ended, on node{who + 1}; "
-          f"API writes {sum(spent.values())} "
-          f"({', '.join(f'node{world.ec2.enis.index(e) + 1}: {n}' for e, n in sorted(spent.items()))})")
+
+    def owner() -> int | None:
+        enis = world.ec2.vip_enis(VIP)
+        return sole_owner(world.ec2.enis.index(enis[0]) if len(enis) == 1 else None, (a, b), VIP)
+
+    who, seconds = settle(owner, (a, b), ended)
+    spent = {world.ec2.enis.index(e): n for e, n in writes().items() if e in world.ec2.enis}
+    print(report(case, who, seconds, spent))
     assert sum(spent.values()) <= 2, spent  # at most a claim per side: no ping-pong
     if case.startswith(("SIGKILL", "SIGTERM", "master link", "API")):
         assert who == 1  # the backup took over

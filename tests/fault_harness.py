@@ -1,0 +1,76 @@
+"""Shared by the fault matrices: the invariant, waiting for it to hold, and the faults that do
+not depend on the cloud."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Callable, Sequence
+
+from cloudvip.lab.daemons import Daemon
+from cloudvip.lab.topology import Topology
+
+SETTLE_LIMIT = 40.0
+
+
+def sole_owner(cloud_owner: int | None, agents: Sequence[Daemon], vip: str) -> int | None:
+    """The node the cloud sends the VIP to, if it alone (among live agents) carries it too."""
+    if cloud_owner is None or not agents[cloud_owner].alive:
+        return None
+    carrying = [j for j, d in enumerate(agents) if d.alive and d.has_vip(vip)]
+    return cloud_owner if carrying == [cloud_owner] else None
+
+
+def settle(owner: Callable[[], int | None], agents: Sequence[Daemon], since: float,
+           hold: float = 1.5) -> tuple[int, float]:
+    """Wait until one owner holds for `hold` s in a row; (owner, seconds from `since`)."""
+    stable_from: float | None = None
+    first = -1
+    deadline = since + SETTLE_LIMIT
+    while time.monotonic() < deadline:
+        who, now = owner(), time.monotonic()
+        if who is None:
+            stable_from = None
+        elif stable_from is None or who != first:
+            stable_from, first = now, who
+        elif now - stable_from >= hold:
+            return who, stable_from - since
+        time.sleep(0.05)
+    raise AssertionError(f"no single owner within {SETTLE_LIMIT} s:\n" + "\n".join(d.log[-3000:] for d in agents))
+
+
+def freeze(d: Daemon, seconds: float) -> None:
+    """The master's process (its event loop) stopped, then resumed."""
+    for pid in d.pids():
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(seconds)
+    for pid in d.pids():
+        os.kill(pid, signal.SIGCONT)
+
+
+def vrrp_loss(topo: Topology, percent: int, seconds: float) -> None:
+    for n in topo.nodes:
+        topo.set_loss(n, percent, vrrp_only=True)
+    time.sleep(seconds)
+    for n in topo.nodes:
+        topo.set_loss(n, 0)
+
+
+def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object]]:
+    """Faults of the master (a) and the network, whatever the cloud."""
+    return {
+        "SIGKILL master": lambda a, b: a.kill(),
+        "SIGTERM master": lambda a, b: a.term(),
+        "master link down": lambda a, b: topo.set_link(topo.nodes[0], False),
+        "master frozen 10 s (SIGSTOP/SIGCONT)": lambda a, b: freeze(a, 10),
+        "loss 10% for 10 s": lambda a, b: vrrp_loss(topo, 10, 10),
+        "loss 30% for 10 s": lambda a, b: vrrp_loss(topo, 30, 10),
+        "reload during failover": lambda a, b: (a.kill(), b.signal(signal.SIGHUP)),
+    }
+
+
+def report(case: str, who: int, seconds: float, writes: dict[int, int]) -> str:
+    spent = ", ".join(f"node{i + 1}: {n}" for i, n in sorted(writes.items()))
+    return (f"\n{case}: settled {seconds:.2f} s after the fault ended, on node{who + 1}; "
+            f"API writes {sum(writes.values())} ({spent})")
