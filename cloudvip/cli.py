@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         pid_file.write_text(f"{os.getpid()}\n")
     from .companion_events import socket_path
 
-    control = None if args.no_control else (args.control_socket or socket_path(args.file, "agent"))
+    control = None if args.no_control else (args.control_socket or socket_path(args.file, "agent", args.config_id))
     try:
         return asyncio.run(Agent(Path(args.file), args.config_id, control, args.metrics).run())
     finally:
@@ -110,7 +110,7 @@ def companion(args: argparse.Namespace) -> int:
     from .companion_events import socket_path
 
     logs.setup(args.log_level, args.log_json)
-    sock = args.socket or socket_path(args.file)
+    sock = args.socket or socket_path(args.file, "companion", args.config_id)
     return asyncio.run(Companion(Path(args.file), args.config_id, sock, args.fifo, args.metrics).run())
 
 
@@ -125,7 +125,7 @@ def notify(args: argparse.Namespace) -> int:
     except EventError as exc:
         print(f"cloudvip notify: {exc}", file=sys.stderr)
         return 2
-    sock_path = args.socket or socket_path(args.file)
+    sock_path = args.socket or socket_path(args.file, "companion", args.config_id)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(2.0)
@@ -153,7 +153,7 @@ def _control(args: argparse.Namespace, payload: dict[str, object]) -> dict[str, 
     from .companion_events import socket_path
     from .control import request
 
-    path = args.socket or socket_path(args.file, "agent")
+    path = args.socket or socket_path(args.file, "agent", args.config_id)
     try:
         return request(path, payload)
     except (FileNotFoundError, ConnectionRefusedError):

@@ -69,9 +69,11 @@ def parse_line(line: str) -> Event:
         raise EventError(str(exc)) from None
 
 
-def socket_path(config: str, role: str = "companion", run_dir: str = "/run/cloudvip") -> str:
+def socket_path(config: str, role: str = "companion", config_id: str | None = None,
+                run_dir: str = "/run/cloudvip") -> str:
     """The socket of the companion (or the agent's control socket, role "agent") for this
-    config: one per config file, so several daemons (and their clients) run side by side with
-    only -f differing."""
-    digest = hashlib.sha256(os.path.realpath(config).encode()).hexdigest()[:12]
+    config file and config id (-i): several daemons (and their clients) run side by side with
+    only -f (or -i, for one file with @id lines) differing."""
+    key = os.path.realpath(config) + ("" if config_id is None else f"\0{config_id}")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return os.path.join(run_dir, f"{role}-{digest}.sock")

@@ -116,7 +116,7 @@ class Daemon:
             self.proc.wait(10)
         self.proc = None
         for role in ("agent", "companion"):  # a killed daemon leaves its socket behind
-            Path(socket_path(str(self.conf), role)).unlink(missing_ok=True)
+            Path(socket_path(str(self.conf), role, self.config_id)).unlink(missing_ok=True)
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None

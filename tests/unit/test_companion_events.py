@@ -64,3 +64,9 @@ def test_metrics_listen_errors() -> None:
 
     with pytest.raises(ValueError, match="expected PORT or ADDR:PORT"):
         parse_listen("localhost:http")
+
+
+def test_one_file_with_config_ids_gives_one_socket_per_id() -> None:
+    # the lab runs three agents from one keepalived.conf with @node1/@node2/@node3 lines
+    paths = {socket_path("/etc/keepalived/lab.conf", "agent", f"node{i}") for i in (1, 2, 3)}
+    assert len(paths) == 3 and socket_path("/etc/keepalived/lab.conf", "agent") not in paths
