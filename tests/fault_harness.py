@@ -70,6 +70,15 @@ def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object
     }
 
 
+def claims_allowed(case: str, agents: Sequence[Daemon], log_marks: Sequence[int]) -> int:
+    """API writes a case may cost without ping-pong: one per side for a single fault; under
+    packet loss, one per VRRP election won (each flap is a real failover, and a claim)."""
+    if not case.startswith("loss"):
+        return 2
+    won = sum(d.log[mark:].count("-> MASTER") for d, mark in zip(agents, log_marks, strict=True))
+    return max(2, 2 * won)
+
+
 def report(case: str, who: int, seconds: float, writes: dict[int, int]) -> str:
     spent = ", ".join(f"node{i + 1}: {n}" for i, n in sorted(writes.items()))
     return (f"\n{case}: settled {seconds:.2f} s after the fault ended, on node{who + 1}; "
