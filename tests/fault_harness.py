@@ -9,6 +9,7 @@ import time
 from typing import Callable, Sequence
 
 from cloudvip.lab.daemons import Daemon
+from cloudvip.lab.netns_services import Forwarder
 from cloudvip.lab.topology import Topology
 
 SETTLE_LIMIT = 40.0
@@ -68,6 +69,34 @@ def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object
         "loss 30% for 10 s": lambda a, b: vrrp_loss(topo, 30, 10),
         "reload during failover": lambda a, b: (a.kill(), b.signal(signal.SIGHUP)),
     }
+
+
+def api_faults(forwarder: Forwarder, slow_write: Callable[[], None]) -> dict[str, Callable[[Daemon, Daemon], object]]:
+    """The faults of the cloud API that look the same whatever the cloud: `forwarder` is the
+    backup's way to the API, `slow_write` makes the claiming call take 2 s."""
+    def unreachable(a: Daemon, b: Daemon) -> None:
+        forwarder.pause()
+        a.kill()
+        time.sleep(15)
+        forwarder.resume()
+
+    def restart_in_flight(a: Daemon, b: Daemon) -> None:
+        """The backup's claim hangs in the slow API; its agent is restarted meanwhile."""
+        slow_write()
+        a.kill()
+        time.sleep(0.8)  # master down detected (0.365 s), the claim under way
+        b.kill()
+        b.start()
+
+    return {"API slow (2 s) + SIGKILL": lambda a, b: (slow_write(), a.kill()),
+            "API unreachable 15 s + SIGKILL": unreachable,
+            "restart while a move is in flight": restart_in_flight}
+
+
+#: the cases both matrices run (each adds its API errors: 5xx, throttling)
+CASES = ["SIGKILL master", "SIGTERM master", "master link down", "master frozen 10 s (SIGSTOP/SIGCONT)",
+         "loss 10% for 10 s", "loss 30% for 10 s", "reload during failover", "API slow (2 s) + SIGKILL",
+         "API unreachable 15 s + SIGKILL", "restart while a move is in flight"]
 
 
 def claims_allowed(case: str, agents: Sequence[Daemon], log_marks: Sequence[int]) -> int:

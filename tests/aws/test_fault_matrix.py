@@ -13,43 +13,21 @@ import pytest
 from cloudvip.lab.daemons import VIP, Daemon
 from cloudvip.lab.ec2_emulator import DELAYS, FAULTS, writes
 
-from ..fault_harness import claims_allowed, common_faults, report, settle, sole_owner
+from ..fault_harness import CASES, api_faults, claims_allowed, common_faults, report, settle, sole_owner
 from .test_aws_netns import World, world  # noqa: F401 - the fixture
 
 
 def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
-    def restart_in_flight(a: Daemon, b: Daemon) -> None:
-        """The backup's claim hangs in a slow API; its agent is restarted meanwhile."""
-        DELAYS["AssignPrivateIpAddresses"] = 2.0
-        a.kill()
-        time.sleep(0.8)  # master down detected (0.365 s), the claim under way
-        b.kill()
-        b.start()
-
-    def unreachable(a: Daemon, b: Daemon) -> None:
-        w.site.forwarders[1].pause()
-        a.kill()
-        time.sleep(15)
-        w.site.forwarders[1].resume()
-
     return {
-        "API slow (2 s) + SIGKILL": lambda a, b: (DELAYS.__setitem__("AssignPrivateIpAddresses", 2.0), a.kill()),
+        **api_faults(w.site.forwarders[1], lambda: DELAYS.__setitem__("AssignPrivateIpAddresses", 2.0)),
         "API 5xx x3 + SIGKILL": lambda a, b: (FAULTS.__setitem__("AssignPrivateIpAddresses",
                                                                   [("InternalError", 500)] * 3), a.kill()),
         "API throttling x3 + SIGKILL": lambda a, b: (FAULTS.__setitem__(
             "AssignPrivateIpAddresses", [("RequestLimitExceeded", 503)] * 3), a.kill()),
-        "API unreachable 15 s + SIGKILL": unreachable,
-        "restart while a move is in flight": restart_in_flight,
     }
 
 
-CASES = ["SIGKILL master", "SIGTERM master", "master link down", "master frozen 10 s (SIGSTOP/SIGCONT)",
-         "loss 10% for 10 s", "loss 30% for 10 s", "reload during failover", "API slow (2 s) + SIGKILL",
-         "API 5xx x3 + SIGKILL", "API throttling x3 + SIGKILL", "API unreachable 15 s + SIGKILL",
-         "restart while a move is in flight"]
-
-
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES + ["API 5xx x3 + SIGKILL", "API throttling x3 + SIGKILL"])
 def test_fault_settles_with_one_owner(world: World, case: str) -> None:  # noqa: F811
     a, b = world.pair()
     fault = {**common_faults(world.topo), **cloud_faults(world)}[case]

@@ -11,7 +11,7 @@ import pytest
 
 from cloudvip.lab.daemons import Daemon
 
-from ..fault_harness import claims_allowed, common_faults, report, settle, sole_owner
+from ..fault_harness import CASES, api_faults, claims_allowed, common_faults, report, settle, sole_owner
 from .test_hetzner_netns import HetznerSite, World, world  # noqa: F401 - the fixture
 
 MODE = "floating_ip"
@@ -19,38 +19,16 @@ MODE = "floating_ip"
 
 def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
     emu = w.hz.emulator
-
-    def unreachable(a: Daemon, b: Daemon) -> None:
-        w.site.forwarders[1].pause()
-        a.kill()
-        time.sleep(15)
-        w.site.forwarders[1].resume()
-
-    def restart_in_flight(a: Daemon, b: Daemon) -> None:
-        emu.delays["assign"] = 2.0
-        a.kill()
-        time.sleep(0.8)
-        b.kill()
-        b.start()
-
     return {
-        "API slow (2 s) + SIGKILL": lambda a, b: (emu.delays.__setitem__("assign", 2.0), a.kill()),
+        **api_faults(w.site.forwarders[1], lambda: emu.delays.__setitem__("assign", 2.0)),
         "API 5xx x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("assign", [(503, "unavailable")] * 3),
                                              a.kill()),
         "API 429 x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("assign", [(429, "rate_limit_exceeded")] * 3),
                                              a.kill()),
-        "API unreachable 15 s + SIGKILL": unreachable,
-        "restart while a move is in flight": restart_in_flight,
     }
 
 
-CASES = ["SIGKILL master", "SIGTERM master", "master link down", "master frozen 10 s (SIGSTOP/SIGCONT)",
-         "loss 10% for 10 s", "loss 30% for 10 s", "reload during failover", "API slow (2 s) + SIGKILL",
-         "API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL", "API unreachable 15 s + SIGKILL",
-         "restart while a move is in flight"]
-
-
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", CASES + ["API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL"])
 def test_fault_settles_with_one_owner(world: World, case: str) -> None:  # noqa: F811
     world.hz.emulator.action_seconds = 0.3
     a, b = world.pair(MODE)

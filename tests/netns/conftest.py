@@ -3,10 +3,13 @@ real keepalived daemons. Everything is created per test and removed after it, al
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -16,6 +19,15 @@ from cloudvip.lab.topology import Topology
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="needs root and iproute2 to create network namespaces")
 needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
+
+
+def status(d: Daemon) -> dict[str, Any]:
+    """`cloudvip status --json` of the agent's (first) instance."""
+    done = subprocess.run([sys.executable, "-m", "cloudvip", "status", "--json", "-f", str(d.conf)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    inst: dict[str, Any] = json.loads(done.stdout)["instances"][0]
+    return inst
 
 
 def require(*kinds: str) -> None:

@@ -3,29 +3,17 @@ ignored and counted; keys rotate with reloads and no failover."""
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from cloudvip.lab.daemons import Daemon, instance_block
 from cloudvip.lab.topology import Topology
 
-from .conftest import needs_root
+from .conftest import needs_root, status
 
 pytestmark = [needs_root]
 K1, K2, K3 = "11" * 32, "22" * 32, "33" * 32
-
-
-def status(d: Daemon) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "cloudvip", "status", "--json", "-f", str(d.conf)],
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    inst: dict[str, Any] = json.loads(done.stdout)["instances"][0]
-    return inst
 
 
 def write_keys(path: Path, text: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 from cloudvip.lab.daemons import Daemon, vrrp_conf
 from cloudvip.lab.topology import Topology
 
-from .conftest import needs_root
+from .conftest import needs_root, status
 
 pytestmark = [needs_root]
 CLOUDVIP = [sys.executable, "-m", "cloudvip"]
@@ -29,13 +28,6 @@ def scrape(topo: Topology, node: Any, port: int) -> dict[tuple[str, tuple[tuple[
                           capture_output=True, text=True, timeout=10, check=True).stdout
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def status(d: Daemon) -> dict[str, Any]:
-    done = cli("status", "--json", "-f", str(d.conf))
-    assert done.returncode == 0, done.stderr
-    inst: dict[str, Any] = json.loads(done.stdout)["instances"][0]
-    return inst
 
 
 def test_status_takeover_release(tmp_path: Path) -> None:

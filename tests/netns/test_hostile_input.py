@@ -10,23 +10,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from cloudvip.lab.daemons import Daemon, instance_block
 from cloudvip.lab.probe import Probe
 from cloudvip.lab.topology import Node, Topology
 
-from .conftest import needs_root
+from .conftest import needs_root, status
 
 pytestmark = [needs_root]
-
-
-def status(d: Daemon) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "cloudvip", "status", "--json", "-f", str(d.conf)],
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stderr
-    inst: dict[str, Any] = json.loads(done.stdout)["instances"][0]
-    return inst
 
 
 def attack(topo: Topology, x: Node, target: Node, kind: str, *args: str) -> dict[str, float]:
