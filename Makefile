@@ -6,9 +6,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and the lab use: the real keepalived to interoperate with,
-# haproxy for the health checks, iproute2 for namespaces/veth/netem.
-DEB_PKGS := keepalived haproxy iproute2 iputils-ping nftables tcpdump procps psmisc curl systemd
-DEB_CMDS := keepalived haproxy ip nft ping tcpdump pkill killall curl systemd-analyze
+# haproxy for the health checks, iproute2 for namespaces/veth, nftables for loss and partitions,
+# iptables for the NFQUEUE rule of the lab's delay/jitter (the kernel has no netem).
+DEB_PKGS := keepalived haproxy iproute2 iputils-ping nftables iptables tcpdump procps psmisc curl systemd
+DEB_CMDS := keepalived haproxy ip nft iptables ping tcpdump pkill killall curl systemd-analyze
 
 CHECKOV := .venv-checkov/.installed
 

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,18 @@ def instance_status(rt: InstanceRuntime) -> dict[str, Any]:
     }
 
 
+def process_status() -> dict[str, Any]:
+    """What an operator (or the soak bench) watches for leaks: asyncio tasks, open file
+    descriptors, threads and resident memory of this agent. Called on the event loop."""
+    rss_kib = None
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss_kib = int(line.split()[1])
+    return {"pid": os.getpid(), "tasks": len(asyncio.all_tasks()), "fds": len(os.listdir("/proc/self/fd")),
+            "threads": threading.active_count(), "rss_kib": rss_kib}
+
+
 class ControlServer:
     def __init__(self, path: str, instances: dict[str, InstanceRuntime]) -> None:
         self.path, self.instances = path, instances
@@ -83,7 +96,8 @@ class ControlServer:
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
         if cmd == "status":
-            return {"ok": True, "instances": [instance_status(rt) for rt in self.instances.values()]}
+            return {"ok": True, "process": process_status(),
+                    "instances": [instance_status(rt) for rt in self.instances.values()]}
         if cmd in OVERRIDES or cmd == "undo":
             rt = self.instances.get(str(request.get("instance")))
             if rt is None:

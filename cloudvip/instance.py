@@ -63,6 +63,8 @@ class InstanceRuntime:
         self._loop = asyncio.get_running_loop()
         self._on_notify = on_notify
         self.auth: Verifier | None = None
+        self._heard_at: float | None = None  # the last advert accepted from another router
+        mover.contested = self.hearing_another_master
 
     @property
     def name(self) -> str:
@@ -113,7 +115,14 @@ class InstanceRuntime:
             if reason is not None:
                 self._drop(reason, f"{rx.src}: {reason.replace('_', ' ')}")
                 return
-        self.handle(AdvertReceived(self.now(), rx.advert, rx.src, rx.ttl))
+        actions = self.router.handle(AdvertReceived(self.now(), rx.advert, rx.src, rx.ttl))
+        if not any(isinstance(a, Dropped) for a in actions):
+            self._heard_at = self.now()
+        self.apply(actions)
+
+    def hearing_another_master(self) -> bool:
+        """Has an advert (only masters send them) been accepted within Master_Down_Interval?"""
+        return self._heard_at is not None and self.now() - self._heard_at < self.router.master_down_interval
 
     def _on_timer(self) -> None:
         self._timer = None

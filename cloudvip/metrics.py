@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .state_machine import State
@@ -100,4 +101,5 @@ def serve(spec: str, collector: RuntimeCollector) -> None:
     host, port = parse_listen(spec)
     registry = CollectorRegistry()
     registry.register(collector)
+    ProcessCollector(registry=registry)  # process_open_fds, process_resident_memory_bytes, ...
     start_http_server(port, addr=host, registry=registry)

@@ -111,6 +111,11 @@ class Provider(abc.ABC):
         """We stepped down for `master` (after a split brain): if the cloud still points to us,
         hand the VIP to that master. Never takes it from anyone but ourselves."""
 
+    def handover_grace(self) -> float:
+        """Seconds the mover waits before yield_to() (skipped if we become master meanwhile): a
+        master that heard us re-asserts by itself, and then there is nothing to hand over."""
+        return 0.0
+
     @abc.abstractmethod
     async def holder(self) -> HolderInfo:
         """Who holds the VIP right now, as the provider sees it."""

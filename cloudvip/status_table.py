@@ -29,4 +29,8 @@ def render(reply: dict[str, Any]) -> str:
         for t in inst["transitions"][-5:]:
             stamp = time.strftime("%H:%M:%S", time.localtime(t["at"]))
             lines.append(f"    {stamp} {t['from']} -> {t['to']} ({t['reason']})")
+    proc = reply.get("process")
+    if proc:
+        lines.append(f"process {proc['pid']}: {proc['tasks']} tasks, {proc['fds']} fds, {proc['threads']} threads, "
+                     f"RSS {proc['rss_kib']} KiB")
     return "\n".join(lines)

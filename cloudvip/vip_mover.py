@@ -34,6 +34,14 @@ def _honouring_retry_after(backoff: Callable[[RetryCallState], float]) -> Callab
     return wait
 
 
+#: how long (s) the cloud may keep pointing to a peer while we are master and hear no other
+#: master before we take the VIP back; doubled after each such re-assert (up to the max) while
+#: we stay master. A claim can land after its sender died or stepped down (a request in flight
+#: when the agent was killed), and nothing else would ever undo it; a partition, where the
+#: peer is master too, must not become ping-pong: it costs one claim per side per hold.
+SPLIT_BRAIN_HOLD = 15.0
+SPLIT_BRAIN_HOLD_MAX = 300.0
+
 #: upper bounds (seconds) of the provider call latency histogram; the last is +Inf
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
 
@@ -61,7 +69,7 @@ class MoverStats:
 
 class VipMover:
     def __init__(self, name: str, provider: Provider, log: logging.Logger,
-                 backoff_max: float = 10.0) -> None:
+                 backoff_max: float = 10.0, split_brain_hold: float = SPLIT_BRAIN_HOLD) -> None:
         self.name, self.provider, self.log = name, provider, log
         self.desired = False
         self.actual: bool | None = None  # None: unknown (at start, or after a failed call)
@@ -75,6 +83,11 @@ class VipMover:
         self._yield_to: IPAddress | None = None
         self._gave_up = False  # the last move failed for good: the reconciler tries it again
         provider.ctx.wanted = lambda: self.desired
+        #: has another master been heard lately? (set by the instance; unknown next to keepalived)
+        self.contested: Callable[[], bool] = lambda: False
+        self._wanted_again = asyncio.Event()  # want(True): ends a hand-over's grace at once
+        self._split_since: float | None = None  # when the cloud began pointing to a peer
+        self._split_hold = self._split_hold_base = split_brain_hold
 
     def start(self) -> None:
         """Start, and first make sure we hold nothing: a crashed agent may have left its
@@ -86,6 +99,10 @@ class VipMover:
         self.want(False)
 
     def want(self, hold: bool, yield_to: IPAddress | None = None) -> None:
+        if hold:
+            self._wanted_again.set()
+        if hold and not self.desired:
+            self._split_since, self._split_hold = None, self._split_hold_base  # a new mastership
         self.desired = hold
         self._yield_to = None if hold else yield_to
         self._settled.clear()
@@ -117,7 +134,7 @@ class VipMover:
         not a peer: re-assert (a lost call or a change behind our back heals itself). Pointing
         to a peer: a split brain; the last claim stands, we report it and do not fight over it
         (the VRRP election settles it, and a master that hears a lower priority re-asserts
-        through announce())."""
+        through announce()), unless it lasts SPLIT_BRAIN_HOLD with no other master heard."""
         suspect = False
         while True:
             await asyncio.sleep(min(interval, 1.0) if suspect else interval)  # look closer during a split brain
@@ -144,6 +161,8 @@ class VipMover:
             self.stats.holder = info.holder.value + (f" ({info.detail})" if info.detail else "")
             if not (self.desired and self.actual):
                 continue
+            if info.holder is not Holder.PEER:
+                self._split_since = None
             if info.holder in (Holder.NOBODY, Holder.OTHER):
                 self.stats.reasserts += 1
                 self.log.warning("%s: the VIP points to %s in the cloud: re-asserting", self.name,
@@ -154,8 +173,23 @@ class VipMover:
             elif info.holder is Holder.PEER:
                 suspect = True
                 self.stats.split_brain += 1
-                self.log.warning("%s: split brain? we are master but the cloud points to %s; not re-taking "
-                                 "(the last claim stands)", self.name, info.detail or "another node")
+                now = time.monotonic()
+                if self._split_since is None or self.contested():
+                    self._split_since = now  # a master heard: the election settles it (announce())
+                lasted = now - self._split_since
+                if lasted < self._split_hold:
+                    self.log.warning("%s: split brain? we are master but the cloud points to %s; not re-taking "
+                                     "(the last claim stands; %.0f s of %.0f)", self.name,
+                                     info.detail or "another node", lasted, self._split_hold)
+                    continue
+                self.stats.reasserts += 1
+                self.log.warning("%s: the cloud has pointed to peer %s for %.0f s while we are master and hear "
+                                 "no other master (a stale claim?): re-asserting; next time after %.0f s", self.name,
+                                 info.detail, lasted, min(2 * self._split_hold, SPLIT_BRAIN_HOLD_MAX))
+                self._split_since, self._split_hold = None, min(2 * self._split_hold, SPLIT_BRAIN_HOLD_MAX)
+                self.actual = None
+                self._settled.clear()
+                self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -171,11 +205,25 @@ class VipMover:
                     await self._call_logged("announce")
             if self._yield_to is not None and self.actual is False and not self.desired:
                 master, self._yield_to = self._yield_to, None
-                await self._call_logged("yield_to", master)
+                if await self._grace(self.provider.handover_grace()):
+                    await self._call_logged("yield_to", master)
             if self.actual == self.desired:
                 self._settled.set()
             elif not (gave_up and self.desired == target):
                 self._wake.set()  # the wish changed while we worked
+
+    async def _grace(self, seconds: float) -> bool:
+        """Wait `seconds` before a hand-over; False as soon as the VIP is wanted again: a new
+        mastership (the master we yielded to died, say) must not wait behind a moot hand-over
+        (seen in the fault matrix: a takeover 1.5 s late)."""
+        self._wanted_again.clear()
+        if self.desired:
+            return False
+        try:
+            await asyncio.wait_for(self._wanted_again.wait(), seconds)
+        except TimeoutError:
+            return not self.desired
+        return False
 
     async def _move(self, target: bool) -> bool:
         """Reach `target`; False if it failed for good (not retryable, or superseded)."""

@@ -1,83 +1,57 @@
-"""Shared by the fault matrices: the invariant, waiting for it to hold, and the faults that do
-not depend on the cloud."""
+"""Shared by the fault matrices: the faults that do not depend on the cloud, how much each may
+cost, and one case run from fault to settled owner (the invariant and the waiting for it are in
+cloudvip.lab.faults, shared with bench/soak.py)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from typing import Callable, Sequence
 
 from cloudvip.lab.daemons import Daemon
+from cloudvip.lab.faults import freeze, on_every_node, settle, sole_owner, wait_until
 from cloudvip.lab.netns_services import Forwarder
 from cloudvip.lab.topology import Topology
 
-SETTLE_LIMIT = 40.0
+__all__ = ["api_faults", "common_faults", "matrix", "run_case", "sole_owner"]
 
-
-def sole_owner(cloud_owner: int | None, agents: Sequence[Daemon], vip: str) -> int | None:
-    """The node the cloud sends the VIP to, if it alone (among live agents) carries it too."""
-    if cloud_owner is None or not agents[cloud_owner].alive:
-        return None
-    carrying = [j for j, d in enumerate(agents) if d.alive and d.has_vip(vip)]
-    return cloud_owner if carrying == [cloud_owner] else None
-
-
-def settle(owner: Callable[[], int | None], agents: Sequence[Daemon], since: float,
-           hold: float = 1.5) -> tuple[int, float]:
-    """Wait until one owner holds for `hold` s in a row; (owner, seconds from `since`)."""
-    stable_from: float | None = None
-    first = -1
-    deadline = since + SETTLE_LIMIT
-    while time.monotonic() < deadline:
-        who, now = owner(), time.monotonic()
-        if who is None:
-            stable_from = None
-        elif stable_from is None or who != first:
-            stable_from, first = now, who
-        elif now - stable_from >= hold:
-            return who, stable_from - since
-        time.sleep(0.05)
-    raise AssertionError(f"no single owner within {SETTLE_LIMIT} s:\n" + "\n".join(d.log[-3000:] for d in agents))
-
-
-def freeze(d: Daemon, seconds: float) -> None:
-    """The master's process (its event loop) stopped, then resumed."""
-    for pid in d.pids():
-        os.kill(pid, signal.SIGSTOP)
-    time.sleep(seconds)
-    for pid in d.pids():
-        os.kill(pid, signal.SIGCONT)
-
-
-def vrrp_loss(topo: Topology, percent: int, seconds: float) -> None:
-    for n in topo.nodes:
-        topo.set_loss(n, percent, vrrp_only=True)
-    time.sleep(seconds)
-    for n in topo.nodes:
-        topo.set_loss(n, 0)
+UNREACHABLE_S = 60  # "the API unreachable for a minute"
 
 
 def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object]]:
-    """Faults of the master (a) and the network, whatever the cloud."""
+    """Faults of the master (a; b is next in line) and of the network, whatever the cloud."""
+    def loss(percent: int) -> Callable[[Daemon, Daemon], object]:
+        return lambda a, b: on_every_node(topo, lambda n: topo.set_loss(n, percent, vrrp_only=True),
+                                          lambda n: topo.set_loss(n, 0), 6)
+
+    def delay(ms: float, jitter: float) -> Callable[[Daemon, Daemon], object]:
+        return lambda a, b: on_every_node(topo, lambda n: topo.set_delay(n, ms, jitter),
+                                          lambda n: topo.set_delay(n, 0), 6)
+
     return {
         "SIGKILL master": lambda a, b: a.kill(),
         "SIGTERM master": lambda a, b: a.term(),
         "master link down": lambda a, b: topo.set_link(topo.nodes[0], False),
         "master frozen 10 s (SIGSTOP/SIGCONT)": lambda a, b: freeze(a, 10),
-        "loss 10% for 10 s": lambda a, b: vrrp_loss(topo, 10, 10),
-        "loss 30% for 10 s": lambda a, b: vrrp_loss(topo, 30, 10),
+        "loss 10% for 6 s": loss(10),
+        "loss 30% for 6 s": loss(30),
+        "delay 50 +- 30 ms for 6 s": delay(50, 30),
+        "delay 300 +- 200 ms for 6 s": delay(300, 200),
+        "VRRP partition 10 s, API reachable": lambda a, b: on_every_node(
+            topo, lambda n: topo.partition_vrrp(n, True), lambda n: topo.partition_vrrp(n, False), 10),
         "reload during failover": lambda a, b: (a.kill(), b.signal(signal.SIGHUP)),
     }
 
 
-def api_faults(forwarder: Forwarder, slow_write: Callable[[], None]) -> dict[str, Callable[[Daemon, Daemon], object]]:
+def api_faults(forwarder: Forwarder, slow_write: Callable[[], None],
+               fast_write: Callable[[], None]) -> dict[str, Callable[[Daemon, Daemon], object]]:
     """The faults of the cloud API that look the same whatever the cloud: `forwarder` is the
-    backup's way to the API, `slow_write` makes the claiming call take 2 s."""
+    backup's way to the API, `slow_write` makes the claiming call take 2 s, `fast_write` undoes
+    it (for the calls that start from then on)."""
     def unreachable(a: Daemon, b: Daemon) -> None:
         forwarder.pause()
         a.kill()
-        time.sleep(15)
+        time.sleep(UNREACHABLE_S)
         forwarder.resume()
 
     def restart_in_flight(a: Daemon, b: Daemon) -> None:
@@ -88,27 +62,71 @@ def api_faults(forwarder: Forwarder, slow_write: Callable[[], None]) -> dict[str
         b.kill()
         b.start()
 
+    def stale_claim(a: Daemon, b: Daemon) -> None:
+        """The backup's slow claim lands after it was killed, and after the master (restarted)
+        claimed: the cloud points to a backup, and only the master can undo it."""
+        slow_write()
+        mark = len(b.log)
+        a.kill()
+        assert wait_until(lambda: "-> MASTER" in b.log[mark:], 5), b.log
+        time.sleep(0.3)  # b's claim is under way: its check, then the 2 s write
+        fast_write()
+        b.kill()
+        mark = len(a.log)
+        a.start()
+        assert wait_until(lambda: "-> MASTER" in a.log[mark:], 5), a.log
+        time.sleep(0.2)  # its own claim (if the cloud does not point to it still) done
+        b.start()  # a backup now; its dead predecessor's claim lands about a second later
+
     return {"API slow (2 s) + SIGKILL": lambda a, b: (slow_write(), a.kill()),
-            "API unreachable 15 s + SIGKILL": unreachable,
+            "stale claim lands after its sender died": stale_claim,
+            f"API unreachable {UNREACHABLE_S} s + SIGKILL": unreachable,
             "restart while a move is in flight": restart_in_flight}
 
 
 #: the cases both matrices run (each adds its API errors: 5xx, throttling)
 CASES = ["SIGKILL master", "SIGTERM master", "master link down", "master frozen 10 s (SIGSTOP/SIGCONT)",
-         "loss 10% for 10 s", "loss 30% for 10 s", "reload during failover", "API slow (2 s) + SIGKILL",
-         "API unreachable 15 s + SIGKILL", "restart while a move is in flight"]
+         "loss 10% for 6 s", "loss 30% for 6 s", "delay 50 +- 30 ms for 6 s", "delay 300 +- 200 ms for 6 s",
+         "VRRP partition 10 s, API reachable", "reload during failover", "API slow (2 s) + SIGKILL",
+         f"API unreachable {UNREACHABLE_S} s + SIGKILL", "restart while a move is in flight",
+         "stale claim lands after its sender died"]
+
+
+def matrix(cloud_cases: Sequence[str]) -> list[tuple[str, int]]:
+    """(case, nodes) pairs: every case with 2 and with 3 nodes, but the API down for a minute
+    with 2 only (the third node adds nothing to it, and it is the longest case by far)."""
+    return [(case, n) for n in (2, 3) for case in [*CASES, *cloud_cases]
+            if n == 2 or not case.startswith("API unreachable")]
 
 
 def claims_allowed(case: str, agents: Sequence[Daemon], log_marks: Sequence[int]) -> int:
-    """API writes a case may cost without ping-pong: one per side for a single fault; under
-    packet loss, one per VRRP election won (each flap is a real failover, and a claim)."""
-    if not case.startswith("loss"):
+    """API writes a case may cost without ping-pong: one per side for a single fault (a
+    partition: every node is a side; agents restarted: every node that became master); under
+    loss or delay, one per VRRP election won (each flap is a real failover, and a claim)."""
+    if case.startswith(("VRRP partition", "restart while")):
+        return len(agents)  # a claim per side; a claim per node that became master
+    if case.startswith("stale claim"):
+        return len(agents) + 1  # a claim per node that became master, and the correction
+    if not case.startswith(("loss", "delay")):
         return 2
     won = sum(d.log[mark:].count("-> MASTER") for d, mark in zip(agents, log_marks, strict=True))
     return max(2, 2 * won)
 
 
-def report(case: str, who: int, seconds: float, writes: dict[int, int]) -> str:
-    spent = ", ".join(f"node{i + 1}: {n}" for i, n in sorted(writes.items()))
-    return (f"\n{case}: settled {seconds:.2f} s after the fault ended, on node{who + 1}; "
-            f"API writes {sum(writes.values())} ({spent})")
+def run_case(case: str, fault: Callable[[Daemon, Daemon], object], agents: Sequence[Daemon],
+             owner: Callable[[], int | None], writes: Callable[[], dict[int, int]]) -> None:
+    """Apply the fault to the master (agents[0], with agents[1] next in line), wait for one
+    owner, print the settle time and the API writes (per node), and check them."""
+    marks = [len(d.log) for d in agents]
+    fault(agents[0], agents[1])
+    ended = time.monotonic()  # instantaneous faults end at once; the others after their duration
+    who, seconds = settle(owner, agents, ended)
+    spent = writes()
+    per_node = ", ".join(f"node{i + 1}: {n}" for i, n in sorted(spent.items()))
+    print(f"\n[{len(agents)} nodes] {case}: settled {seconds:.2f} s after the fault ended, on node{who + 1}; "
+          f"API writes {sum(spent.values())} ({per_node})")
+    assert sum(spent.values()) <= claims_allowed(case, agents, marks), (spent, [d.log for d in agents])  # no ping-pong
+    if case.startswith(("SIGKILL", "SIGTERM", "master link", "API")):
+        assert who == 1, [d.log for d in agents]  # the next in line took over
+    if case.startswith("stale claim"):
+        assert who == 0 and "(a stale claim?): re-asserting" in agents[0].log, [d.log for d in agents]

@@ -11,6 +11,9 @@ from .topology import Topology
 
 EC2_PORT, IMDS_PORT = 5000, 1338
 MODES = ("secondary_ip", "elastic_ip", "route_table")
+#: the write each mode makes when a backup takes over (where faults and delays are injected)
+TAKEOVER_WRITE = {"secondary_ip": "AssignPrivateIpAddresses", "elastic_ip": "AssociateAddress",
+                  "route_table": "ReplaceRoute"}
 
 
 class AwsSite:

@@ -18,18 +18,28 @@ import time
 from pathlib import Path
 
 from ..state_machine import master_down_interval, skew_time
+from typing import TYPE_CHECKING
+
 from .daemons import VIP, Daemon, instance_block
 from .demo import Lab, run_lab
 from .topology import Topology
+
+if TYPE_CHECKING:
+    from .aws_site import AwsSite
+    from .hetzner_site import HetznerSite
+    from .netns_services import Forwarder
 
 RECONCILE = 5.0
 
 
 class EmulatedCloud(abc.ABC):
-    """One cloud's emulator, as the lab sees it; nodes are 0 and 1."""
+    """One cloud's emulator, as the lab (and the soak bench) sees it; one instance/server per
+    lab node, in node order."""
 
     vip: str
     on_host = True  # the host carries the VIP too
+    reconcile = RECONCILE
+    site: AwsSite | HetznerSite
 
     @abc.abstractmethod
     def open(self, topo: Topology, workdir: Path) -> list[str]:
@@ -57,10 +67,23 @@ class EmulatedCloud(abc.ABC):
     def remove_behind_the_back(self, i: int) -> None: ...
 
     @abc.abstractmethod
+    def fail_writes(self, kind: str, count: int) -> None:
+        """The next `count` claiming writes fail with the cloud's "5xx" or "throttle" error."""
+
+    @abc.abstractmethod
+    def slow_writes(self, seconds: float) -> None:
+        """Every claiming write takes `seconds` (0: back to normal)."""
+
+    def forwarder(self, i: int) -> Forwarder:
+        """Node i's way to the API: pause() makes the API unreachable from it."""
+        return self.site.forwarders[i]
+
+    @abc.abstractmethod
     def close(self) -> None: ...
 
 
 class Aws(EmulatedCloud):
+    site: AwsSite
     def __init__(self, mode: str) -> None:
         from .aws_site import AwsSite
 
@@ -72,13 +95,13 @@ class Aws(EmulatedCloud):
         from .ec2_emulator import Ec2Server, build_world
 
         self.server = Ec2Server()
-        self.world = build_world(self.server)
+        self.world = build_world(self.server, tuple(str(n.ip) for n in topo.nodes))
         self.site = AwsSite(topo, self.world, self.server.port)
         return [f"instance {self.world.instances[i]}, ENI {self.world.enis[i]} (found through IMDSv2)"
-                for i in range(2)]
+                for i in range(len(topo.nodes))]
 
     def cloud_block(self, i: int) -> str:
-        return self.site.cloud_block(self.mode, f"        reconcile_interval {RECONCILE:g}\n")
+        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
 
     def owner(self) -> int | None:
         enis = self.site.holder_eni(self.mode, self.vip)
@@ -104,6 +127,19 @@ class Aws(EmulatedCloud):
     def remove_behind_the_back(self, i: int) -> None:
         self.site.remove_in_cloud(self.mode, self.vip, self.world.enis[i])
 
+    def fail_writes(self, kind: str, count: int) -> None:
+        from .aws_site import TAKEOVER_WRITE
+        from .ec2_emulator import FAULTS
+
+        error = ("InternalError", 500) if kind == "5xx" else ("RequestLimitExceeded", 503)
+        FAULTS[TAKEOVER_WRITE[self.mode]] = [error] * count
+
+    def slow_writes(self, seconds: float) -> None:
+        from .aws_site import TAKEOVER_WRITE
+        from .ec2_emulator import DELAYS
+
+        DELAYS[TAKEOVER_WRITE[self.mode]] = seconds
+
     def close(self) -> None:
         if hasattr(self, "site"):
             self.site.close()
@@ -112,6 +148,7 @@ class Aws(EmulatedCloud):
 
 
 class Hetzner(EmulatedCloud):
+    site: HetznerSite
     def __init__(self, mode: str) -> None:
         from .hetzner_site import HetznerSite
 
@@ -124,12 +161,12 @@ class Hetzner(EmulatedCloud):
         token = workdir / "hcloud-token"
         token.write_text(TOKEN + "\n")
         os.chmod(token, 0o600)
-        self.world = build_world(action_seconds=0.3)
+        self.world = build_world(tuple(str(n.ip) for n in topo.nodes), action_seconds=0.3)
         self.site = HetznerSite(topo, self.world, str(token))
         return [f"server {s.id} (found through the metadata service)" for s in self.world.servers]
 
     def cloud_block(self, i: int) -> str:
-        return self.site.cloud_block(self.mode, f"        reconcile_interval {RECONCILE:g}\n")
+        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
 
     def owner(self) -> int | None:
         ids = [s.id for s in self.world.servers]
@@ -160,6 +197,16 @@ class Hetzner(EmulatedCloud):
                 server = emu.servers[self.world.servers[i].id]
                 ip, alias = server.private[self.world.network]
                 server.private[self.world.network] = (ip, [a for a in alias if a != self.vip])
+
+    def _write_op(self) -> str:
+        return "assign" if self.mode == "floating_ip" else "change_alias_ips"
+
+    def fail_writes(self, kind: str, count: int) -> None:
+        error = (503, "unavailable") if kind == "5xx" else (429, "rate_limit_exceeded")
+        self.world.emulator.faults[self._write_op()] = [error] * count
+
+    def slow_writes(self, seconds: float) -> None:
+        self.world.emulator.delays[self._write_op()] = seconds
 
     def close(self) -> None:
         if hasattr(self, "site"):

@@ -12,11 +12,13 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from typing import Callable
 
+DELAY_QUEUE = 7  # the NFQUEUE number the delayer reads, in each namespace
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -77,6 +79,7 @@ class Topology:
     def __post_init__(self) -> None:
         self.tag = f"{self.prefix}{os.getpid()}-"
         self.bridge_ns = f"{self.tag}br"
+        self._delayers: dict[str, subprocess.Popen[str]] = {}
 
     def exec_args(self, node: Node, *args: str) -> list[str]:
         return ["ip", "netns", "exec", node.name, *args]
@@ -120,6 +123,10 @@ class Topology:
         return Node(ns, addr, index, mac, addr6)
 
     def destroy(self) -> None:
+        for proc in self._delayers.values():
+            proc.kill()
+            proc.wait()
+        self._delayers.clear()
         for node in self.nodes + self.extra:
             _kill_all(node.name)
             ip("netns", "del", node.name, check=False)
@@ -156,16 +163,16 @@ class Topology:
     def set_link(self, node: Node, up: bool) -> None:
         ip("-n", node.name, "link", "set", "eth0", "up" if up else "down")
 
-    def _nft_drop(self, node: Node, table: str, match: list[str] | None) -> None:
-        """(Re)place an nftables table that drops the node's outgoing packets matching `match`
-        (None: remove it). This kind of machine's kernel has no netem."""
+    def _nft_drop(self, node: Node, table: str, match: list[str] | None, verdict: str = "drop") -> None:
+        """(Re)place an nftables table that drops (or gives `verdict` to) the node's outgoing
+        packets matching `match` (None: remove it). This kind of machine's kernel has no netem."""
         nft = ["ip", "netns", "exec", node.name, "nft"]
         subprocess.run([*nft, "delete", "table", "inet", table], capture_output=True)
         if match is None:
             return
         for rule in (["add", "table", "inet", table],
                      ["add", "chain", "inet", table, "out", "{ type filter hook output priority 0; }"],
-                     ["add", "rule", "inet", table, "out", *match, "drop"]):
+                     ["add", "rule", "inet", table, "out", *match, *verdict.split()]):
             done = subprocess.run([*nft, *rule], capture_output=True, text=True)
             if done.returncode:
                 raise RuntimeError(f"nft {' '.join(rule)}: {done.stderr.strip()}")
@@ -176,6 +183,33 @@ class Topology:
         match = (["meta", "l4proto", "112"] if vrrp_only else []) + ["numgen", "random", "mod", "100", "<",
                                                                       str(percent)]
         self._nft_drop(node, "cvloss", match if percent > 0 else None)
+
+    def set_delay(self, node: Node, delay_ms: float, jitter_ms: float = 0.0, seed: int | None = None) -> None:
+        """Delay the node's outgoing VRRP by `delay_ms` +- `jitter_ms` (0: stop): NFQUEUE hands
+        them to cloudvip.lab.delayer in the namespace (netem's job, on a kernel without netem).
+        The rule goes through iptables: this kernel has the xt NFQUEUE target, not nft_queue."""
+        # `--queue-bypass`: were the delayer gone, packets would flow undelayed, not vanish
+        rule = ["OUTPUT", "-p", "112", "-j", "NFQUEUE", "--queue-num", str(DELAY_QUEUE), "--queue-bypass"]
+        old = self._delayers.pop(node.name, None)
+        if old:
+            subprocess.run(self.exec_args(node, "iptables", "-D", *rule), capture_output=True)
+            old.terminate()
+            old.wait(5)
+        if delay_ms <= 0 and jitter_ms <= 0:
+            return
+        args = ["--queue", str(DELAY_QUEUE), "--delay", str(delay_ms), "--jitter", str(jitter_ms)]
+        proc = subprocess.Popen(self.exec_args(node, sys.executable, "-m", "cloudvip.lab.delayer", *args,
+                                               *(["--seed", str(seed)] if seed is not None else [])),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._delayers[node.name] = proc
+        line = proc.stdout.readline() if proc.stdout else ""
+        if "ready" not in line:
+            proc.kill()
+            rest = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"delayer in {node.name} did not start: {line}{rest}")
+        done = subprocess.run(self.exec_args(node, "iptables", "-A", *rule), capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"iptables in {node.name}: {done.stderr.strip()}")
 
     def partition_vrrp(self, node: Node, on: bool) -> None:
         """Drop the node's outgoing VRRP (IP protocol 112) while everything else still flows."""

@@ -10,7 +10,6 @@ a backup never takes the VIP away from anyone; it only drops its own host addres
 from __future__ import annotations
 
 import abc
-import asyncio
 from typing import Any
 
 from cloudvip.config.diagnostics import Diagnostics
@@ -151,14 +150,16 @@ class CloudProvider(Provider):
         if self.host_side is not None:
             await self.host_side.release()
 
+    def handover_grace(self) -> float:
+        """Two advert intervals, and at least HANDOVER_GRACE: a claim through a slow API
+        (Hetzner's actions take a while) must not be overtaken by a second write to the same
+        master (seen in the fault matrix: a resumed master's re-assert and our hand-over)."""
+        return max(2 * self.ctx.instance.advert_int, HANDOVER_GRACE)
+
     async def yield_to(self, master: IPAddress) -> None:
         """We stepped down for `master` after a split brain: if the cloud still sends the VIP to
         us, hand it to the master (it may never hear an advert from us to re-assert itself).
-        Wait first: a master that did hear us re-asserts by itself, and then there is nothing to
-        write. Two advert intervals, and at least HANDOVER_GRACE: a claim through a slow API
-        (Hetzner's actions take a while) must not be overtaken by a second write to the same
-        master (seen in the fault matrix: a resumed master's re-assert and our hand-over)."""
-        await asyncio.sleep(max(2 * self.ctx.instance.advert_int, HANDOVER_GRACE))
+        The mover waits handover_grace() first: a master that did hear us re-asserts by itself."""
         if (await self.holder()).holder is not Holder.SELF:
             return
         if str(master) not in self.peer_targets.values():

@@ -30,5 +30,11 @@ def moto_endpoint(ec2_server: Ec2Server) -> str:
 
 
 @pytest.fixture
-def ec2(ec2_server: Ec2Server) -> Ec2World:
-    return build_world(ec2_server)
+def nodes() -> int:
+    """How many lab nodes (and instances) a test's world has: `parametrize("nodes", ...)` overrides it."""
+    return 2
+
+
+@pytest.fixture
+def ec2(ec2_server: Ec2Server, nodes: int) -> Ec2World:
+    return build_world(ec2_server, tuple(f"198.51.100.{11 + i}" for i in range(nodes)))

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from cloudvip.lab.aws_site import MODES, AwsSite
+from cloudvip.lab.aws_site import MODES, TAKEOVER_WRITE, AwsSite
 from cloudvip.lab.daemons import VIP, Daemon, instance_block
 from cloudvip.lab.ec2_emulator import FAULTS, Ec2Server, reset_observations, writes
 from cloudvip.lab.topology import Topology
@@ -45,15 +45,20 @@ class World:
         self.agents.append(daemon)
         return daemon
 
-    def pair(self, mode: str = "secondary_ip") -> tuple[Daemon, Daemon]:
-        """Node 1 (priority 100) and node 2 (90), once node 1 holds the VIP in EC2 (and on its host)."""
-        a, b = self.agent(0, 100, mode=mode), self.agent(1, 90, mode=mode)
-        assert self.topo.wait_for(lambda: self.holds(mode, 0, a), 10, 0.05), a.log + b.log
-        # two nodes started together may both be master for a moment, and both claim: VRRP's own
-        # start-up race (keepalived's too). Let it settle, then count the writes from here on.
+    def cluster(self, mode: str = "secondary_ip") -> list[Daemon]:
+        """An agent on every node (priorities 100, 90, 80...), once node 1 holds the VIP in EC2
+        (and on its host)."""
+        agents = [self.agent(i, 100 - 10 * i, mode=mode) for i in range(len(self.topo.nodes))]
+        assert self.topo.wait_for(lambda: self.holds(mode, 0, agents[0]), 10, 0.05), "".join(d.log for d in agents)
+        # nodes started together may all be master for a moment, and claim: VRRP's own start-up
+        # race (keepalived's too). Let it settle, then count the writes from here on.
         time.sleep(0.5)
-        assert self.holds(mode, 0, a), a.log + b.log
+        assert self.holds(mode, 0, agents[0]), "".join(d.log for d in agents)
         reset_observations()
+        return agents
+
+    def pair(self, mode: str = "secondary_ip") -> tuple[Daemon, Daemon]:
+        a, b = self.cluster(mode)
         return a, b
 
     def holds(self, mode: str, index: int, daemon: Daemon) -> bool:
@@ -64,8 +69,8 @@ class World:
 
 
 @pytest.fixture
-def world(ec2: Ec2World, ec2_server: Ec2Server, tmp_path: Path) -> Iterator[World]:
-    topo = Topology("cvt", 2).create()
+def world(ec2: Ec2World, ec2_server: Ec2Server, tmp_path: Path, nodes: int) -> Iterator[World]:
+    topo = Topology("cvt", nodes).create()
     site: AwsSite | None = None
     w: World | None = None
     try:
@@ -122,10 +127,6 @@ def test_a_vip_moved_to_a_stranger_is_reclaimed(world: World) -> None:
     assert writes() == {ec2.enis[0]: 1}, writes()
     assert not b.has_vip()
 
-
-#: the write each mode makes when the backup takes over
-TAKEOVER_WRITE = {"secondary_ip": "AssignPrivateIpAddresses", "elastic_ip": "AssociateAddress",
-                  "route_table": "ReplaceRoute"}
 
 
 @pytest.mark.parametrize("mode", MODES)

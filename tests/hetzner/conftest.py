@@ -13,8 +13,14 @@ from cloudvip.lab.hcloud_emulator import TOKEN, HetznerWorld, build_world  # noq
 
 
 @pytest.fixture
-def hz() -> Iterator[HetznerWorld]:
-    world = build_world()
+def nodes() -> int:
+    """How many lab nodes (and servers) a test's world has: `parametrize("nodes", ...)` overrides it."""
+    return 2
+
+
+@pytest.fixture
+def hz(nodes: int) -> Iterator[HetznerWorld]:
+    world = build_world(tuple(f"198.51.100.{11 + i}" for i in range(nodes)))
     try:
         yield world
     finally:

@@ -44,18 +44,23 @@ class World:
         """Server `index` alone has the VIP in the API, and its host carries it."""
         return self.hz.holder_ids(mode) == [self.hz.servers[index].id] and daemon.has_vip(HetznerSite.vip_for(mode))
 
-    def pair(self, mode: str) -> tuple[Daemon, Daemon]:
-        a, b = self.agent(0, 100, mode), self.agent(1, 90, mode)
-        assert self.topo.wait_for(lambda: self.holds(mode, 0, a), 10, 0.05), a.log + b.log
-        time.sleep(0.5)  # past VRRP's start-up race (both may claim once); count writes from here
-        assert self.holds(mode, 0, a), a.log + b.log
+    def cluster(self, mode: str) -> list[Daemon]:
+        """An agent on every node (priorities 100, 90, 80...), once node 1 holds the VIP."""
+        agents = [self.agent(i, 100 - 10 * i, mode) for i in range(len(self.topo.nodes))]
+        assert self.topo.wait_for(lambda: self.holds(mode, 0, agents[0]), 10, 0.05), "".join(d.log for d in agents)
+        time.sleep(0.5)  # past VRRP's start-up race (all may claim once); count writes from here
+        assert self.holds(mode, 0, agents[0]), "".join(d.log for d in agents)
         self.hz.emulator.calls.clear()
+        return agents
+
+    def pair(self, mode: str) -> tuple[Daemon, Daemon]:
+        a, b = self.cluster(mode)
         return a, b
 
 
 @pytest.fixture
-def world(hz: HetznerWorld, token_file: str, tmp_path: Path) -> Iterator[World]:
-    topo = Topology("cvh", 2).create()
+def world(hz: HetznerWorld, token_file: str, tmp_path: Path, nodes: int) -> Iterator[World]:
+    topo = Topology("cvh", nodes).create()
     site: HetznerSite | None = None
     w: World | None = None
     try:

@@ -21,12 +21,18 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
 needs_keepalived = pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
 
 
-def status(d: Daemon) -> dict[str, Any]:
-    """`cloudvip status --json` of the agent's (first) instance."""
+def full_status(d: Daemon) -> dict[str, Any]:
+    """`cloudvip status --json` of the agent: its process and every instance."""
     done = subprocess.run([sys.executable, "-m", "cloudvip", "status", "--json", "-f", str(d.conf)],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    inst: dict[str, Any] = json.loads(done.stdout)["instances"][0]
+    reply: dict[str, Any] = json.loads(done.stdout)
+    return reply
+
+
+def status(d: Daemon) -> dict[str, Any]:
+    """`cloudvip status --json` of the agent's (first) instance."""
+    inst: dict[str, Any] = full_status(d)["instances"][0]
     return inst
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from cloudvip.lab.daemons import Daemon, vrrp_conf
 from cloudvip.lab.topology import Topology
 
-from .conftest import needs_root, status
+from .conftest import full_status, needs_root, status
 
 pytestmark = [needs_root]
 CLOUDVIP = [sys.executable, "-m", "cloudvip"]
@@ -52,11 +52,15 @@ def test_status_takeover_release(tmp_path: Path) -> None:
         assert sock.stat().st_mode & 0o077 == 0 and sock.parent.stat().st_mode & 0o077 == 0  # root-only
         table = cli("status", "-f", str(a.conf)).stdout
         assert "VI_1: MASTER  priority 100 (base 100" in table and "-> MASTER" in table
+        proc = full_status(a)["process"]  # what a leak would show in
+        assert proc["pid"] in a.pids() and proc["tasks"] > 0 and proc["fds"] > 3 and proc["rss_kib"] > 10_000
+        assert f"process {proc['pid']}: " in table
         metrics = scrape(topo, n1, 9723)
         assert metrics[("cloudvip_state", (("instance", "VI_1"), ("state", "MASTER")))] == 1.0
         assert metrics[("cloudvip_priority", (("instance", "VI_1"), ("kind", "effective")))] == 100.0
         assert metrics[("cloudvip_adverts_sent_total", (("instance", "VI_1"),))] > 0
         assert metrics[("cloudvip_vip_held", (("instance", "VI_1"),))] == 1.0
+        assert metrics[("process_open_fds", ())] > 3 and metrics[("process_resident_memory_bytes", ())] > 10e6
         take = (("instance", "VI_1"), ("le", "+Inf"), ("op", "take"), ("provider", "linux"))
         assert metrics[("cloudvip_provider_call_seconds_bucket", take)] >= 1
 

@@ -42,8 +42,16 @@ class FakeProvider(Provider):
     async def announce(self) -> None:
         await self._op("announce")
 
+    async def yield_to(self, master: object) -> None:
+        await self._op("yield_to")
+
+    def handover_grace(self) -> float:
+        return self.grace
+
     async def holder(self) -> HolderInfo:
         return self.cloud
+
+    grace = 0.0
 
     cloud = HolderInfo(Holder.UNKNOWN)
 
@@ -220,7 +228,7 @@ def test_reconcile_reasserts_when_the_vip_points_to_nobody() -> None:
     assert calls == ["take", "take"] and m.stats.reasserts == 1 and m.actual is True
 
 
-def test_reconcile_reports_but_never_fights_a_peer_holding_the_vip() -> None:
+def test_reconcile_reports_but_does_not_fight_a_peer_holding_the_vip_within_the_hold() -> None:
     async def go() -> tuple[list[str], VipMover]:
         p = FakeProvider()
         m = await holding(p, 0.05)
@@ -230,6 +238,45 @@ def test_reconcile_reports_but_never_fights_a_peer_holding_the_vip() -> None:
         return p.calls, m
     calls, m = run(go())
     assert calls == ["take"] and m.stats.split_brain >= 3  # reported every check, no API write
+
+
+def split_brain(hold: float, seconds: float, contested: bool) -> tuple[list[float], VipMover]:
+    """A master whose cloud keeps pointing to a peer for `seconds`: when it re-took the VIP."""
+    async def go() -> tuple[list[float], VipMover]:
+        p = FakeProvider()
+        p.reconcile_interval = 0.02
+        p.cloud = HolderInfo(Holder.SELF)
+        m = VipMover("VI_1", p, logging.getLogger("test"), backoff_max=0.05, split_brain_hold=hold)
+        m.contested = lambda: contested
+        m.start()
+        m.want(True)
+        await m.settle(1)
+        loop = asyncio.get_running_loop()
+        start, takes = loop.time(), []
+        original = p.take
+
+        async def take() -> None:
+            takes.append(loop.time() - start)
+            await original()
+        p.take = take  # type: ignore[method-assign]
+        p.cloud = HolderInfo(Holder.PEER, "eni-peer")  # and it stays so, whatever we write
+        await asyncio.sleep(seconds)
+        await m.stop()
+        return takes, m
+    return run(go())
+
+
+def test_a_peer_left_holding_the_vip_is_overruled_after_the_hold_then_less_and_less_often() -> None:
+    # e.g. a claim that landed after its sender was killed: no other master is heard, and
+    # nothing else would ever point the cloud back to the master
+    takes, m = split_brain(hold=0.1, seconds=0.6, contested=False)
+    assert len(takes) == 2 and m.stats.reasserts == 2, takes  # after 0.1 s, then after 0.2 s more
+    assert takes[0] >= 0.1 and takes[1] - takes[0] >= 0.2, takes
+
+
+def test_a_peer_holding_the_vip_is_not_overruled_while_another_master_is_heard() -> None:
+    takes, m = split_brain(hold=0.1, seconds=0.4, contested=True)  # VRRP is settling it
+    assert takes == [] and m.stats.reasserts == 0 and m.stats.split_brain >= 5
 
 
 def test_reconcile_is_idle_while_not_holding() -> None:
@@ -270,3 +317,47 @@ def test_the_provider_can_ask_whether_the_vip_is_still_wanted() -> None:
         await m.stop()
         return seen
     assert run(go()) == [False, True, False]
+
+
+def test_a_hand_over_waits_its_grace_and_then_writes() -> None:
+    async def go() -> tuple[list[str], float]:
+        from ipaddress import IPv4Address
+
+        p = FakeProvider()
+        p.grace = 0.2
+        m = mover(p)
+        m.want(True)
+        await m.settle(1)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        m.want(False, yield_to=IPv4Address("192.0.2.1"))  # stepped down for a higher master
+        while "yield_to" not in p.calls and loop.time() - start < 2:
+            await asyncio.sleep(0.01)
+        waited = loop.time() - start
+        await m.stop()
+        return p.calls, waited
+    calls, waited = run(go())
+    assert calls == ["take", "release", "yield_to"] and waited >= 0.2
+
+
+def test_becoming_master_again_ends_a_hand_over_grace_at_once() -> None:
+    # the master we yielded to died during the grace: the takeover must not wait behind it
+    async def go() -> tuple[list[str], float]:
+        from ipaddress import IPv4Address
+
+        p = FakeProvider()
+        p.grace = 5.0
+        m = mover(p)
+        m.want(True)
+        await m.settle(1)
+        m.want(False, yield_to=IPv4Address("192.0.2.1"))
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        m.want(True)
+        assert await m.settle(2)
+        took = loop.time() - start
+        await m.stop()
+        return p.calls, took
+    calls, took = run(go())
+    assert calls == ["take", "release", "take"] and took < 1.0, (calls, took)  # no yield_to, no 5 s
