@@ -18,7 +18,7 @@ from cloudvip.provider import ProviderContext, ProviderError
 
 from . import aws_settings
 from .aws_imds import Imds, ImdsError
-from .cloud import CloudProvider
+from .cloud import CloudProvider, reads_answers
 
 RETRYABLE_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "InternalError", "InternalFailure",
                    "ServiceUnavailable", "Unavailable", "RequestTimeout", "RequestExpired"}
@@ -122,6 +122,7 @@ class AwsProvider(CloudProvider):
         return [str(v.address) for v in self.ctx.instance.vips if v.address.version == 4]
 
     # ---------- the cloud side: ENIs ----------
+    @reads_answers
     async def discover_peers(self) -> list[IPAddress]:
         """Private addresses of the running instances carrying peer_tag, ourselves excluded."""
         from ipaddress import ip_address

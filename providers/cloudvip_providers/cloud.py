@@ -10,7 +10,8 @@ a backup never takes the VIP away from anyone; it only drops its own host addres
 from __future__ import annotations
 
 import abc
-from typing import Any
+import functools
+from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
 
 from cloudvip.config.diagnostics import Diagnostics
 from cloudvip.config.model import CloudBlock, IPAddress, VrrpInstance
@@ -20,6 +21,24 @@ from .linux import LinuxProvider
 
 
 HANDOVER_GRACE = 1.5  # seconds a master is given to re-assert by itself before we hand over
+
+P = ParamSpec("P")
+R = TypeVar("R")
+#: what reading a malformed API answer raises (a field missing, null, of another type, garbage)
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, LookupError)
+
+
+def reads_answers(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """An API answer we cannot read (a proxy's HTML page, a field missing or of another type)
+    becomes a ProviderError that says so, retryable, like any failed call: never a bare
+    KeyError from deep inside. Fuzzed in tests/*/test_response_fuzz.py."""
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except MALFORMED as exc:
+            raise ProviderError(f"unexpected answer from the API: {type(exc).__name__}: {exc}") from exc
+    return wrapper
 
 
 class CloudProvider(Provider):
@@ -79,7 +98,7 @@ class CloudProvider(Provider):
     async def map_peers_early(self) -> None:
         """Who our peers are, before a failover needs to know (and the API connection is open)."""
         try:
-            await self._map_peers()
+            await reads_answers(self._map_peers)()
         except ProviderError as exc:
             self.ctx.log.warning("%s: cannot look up the peers yet: %s", self.ctx.instance.name, exc)
 
@@ -99,6 +118,7 @@ class CloudProvider(Provider):
     def _named(self, target: str) -> str:
         return f"{target} ({self.peer_targets[target]})" if target in self.peer_targets else target
 
+    @reads_answers
     async def holder(self) -> HolderInfo:
         return await self._classify(await self._holders())
 
@@ -113,6 +133,7 @@ class CloudProvider(Provider):
         known = all(t in self.peer_targets for t in others)
         return HolderInfo(Holder.PEER if known else Holder.OTHER, ", ".join(self._named(t) for t in others))
 
+    @reads_answers
     async def take(self) -> None:
         # the failover's critical path is three calls: check, write, verify. Who else holds
         # the VIP matters only when the verification does not find it ours.
@@ -156,6 +177,7 @@ class CloudProvider(Provider):
         master (seen in the fault matrix: a resumed master's re-assert and our hand-over)."""
         return max(2 * self.ctx.instance.advert_int, HANDOVER_GRACE)
 
+    @reads_answers
     async def yield_to(self, master: IPAddress) -> None:
         """We stepped down for `master` after a split brain: if the cloud still sends the VIP to
         us, hand it to the master (it may never hear an advert from us to re-assert itself).

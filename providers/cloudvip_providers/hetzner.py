@@ -19,7 +19,7 @@ from cloudvip.config.model import IPAddress
 from cloudvip.provider import ProviderContext, ProviderError
 
 from . import hetzner_settings
-from .cloud import CloudProvider
+from .cloud import MALFORMED, CloudProvider, reads_answers
 from .hetzner_settings import API
 
 T = TypeVar("T")
@@ -65,6 +65,8 @@ def classify(exc: Exception, remaining: int | None) -> ProviderError:
         return ProviderError(f"action {exc.action.command} did not succeed: {type(exc).__name__}")
     if isinstance(exc, RequestException):
         return ProviderError(f"{type(exc).__name__}: API unreachable")
+    if isinstance(exc, MALFORMED):  # hcloud could not build its objects from the answer
+        return ProviderError(f"unexpected answer from the API: {type(exc).__name__}: {exc}")
     return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)
 
 
@@ -224,6 +226,7 @@ class HetznerProvider(CloudProvider):
         self.peer_targets = {str(s.id): next(a for a in self._addresses(s) if a in peers)
                              for s in servers if peers & set(self._addresses(s))}
 
+    @reads_answers
     async def discover_peers(self) -> list[IPAddress]:
         """The servers carrying peer_label, ourselves excluded: their address on our network
         (alias_ip), or their first private address, or their public IPv4."""
