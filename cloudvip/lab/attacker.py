@@ -2,8 +2,9 @@
 target, for the hostile-input tests and bench. Prints one JSON line: packets sent, seconds.
 
     python -m cloudvip.lab.attacker TARGET KIND SECONDS|COUNT [--src ADDR] [--ttl N] [--vrid N] [--pass PW]
-KIND: advert (a valid-looking VRRPv2 advert, priority 254) or garbage (random bytes);
-`--count N` sends N packets, else for SECONDS as fast as possible.
+                                    [--version 2|3] [--rate PPS]
+KIND: advert (a valid-looking VRRP advert, priority 254) or garbage (random bytes);
+`--count N` sends N packets, else for SECONDS, as fast as possible or at `--rate` packets/s.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ def main() -> None:
     ap.add_argument("--ttl", type=int, default=255)
     ap.add_argument("--vrid", type=int, default=51)
     ap.add_argument("--password", default="secretpw")
+    ap.add_argument("--version", type=int, choices=(2, 3), default=2)
+    ap.add_argument("--rate", type=float, default=0.0, help="packets per second (0: as fast as possible)")
     args = ap.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     if args.kind == "advert":
-        vrrp = encode(Advertisement(version=2, vrid=args.vrid, priority=254, interval_cs=100,
-                                    addresses=(IPv4Address("198.51.100.100"),), auth_type=AuthType.PASS,
-                                    auth_data=args.password.encode()[:8].ljust(8, b"\0")), args.src, args.target)
+        v2 = args.version == 2  # v2 with the PASS password; v3 has no authentication
+        vrrp = encode(Advertisement(version=args.version, vrid=args.vrid, priority=254, interval_cs=100,
+                                    addresses=(IPv4Address("198.51.100.100"),),
+                                    auth_type=AuthType.PASS if v2 else AuthType.NONE,
+                                    auth_data=args.password.encode()[:8].ljust(8, b"\0") if v2 else b""),
+                      args.src, args.target)
         packets = [ip_header(args.src, args.target, args.ttl, len(vrrp)) + vrrp]
     else:
         packets = [ip_header(args.src, args.target, args.ttl, 40) + os.urandom(40) for _ in range(256)]
@@ -49,6 +55,10 @@ def main() -> None:
     start = time.monotonic()
     end = start + args.seconds
     while (sent < args.count) if args.count else (time.monotonic() < end):
+        if args.rate:  # paced: never ahead of rate x elapsed (bursts of at most 64)
+            ahead = (sent + failed) - args.rate * (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead / args.rate)
         for _ in range(min(64, args.count - sent) if args.count else 64):
             try:
                 sock.sendto(packets[sent % len(packets)], dst)
