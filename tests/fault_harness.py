@@ -113,18 +113,24 @@ def claims_allowed(case: str, agents: Sequence[Daemon], log_marks: Sequence[int]
     return max(2, 2 * won)
 
 
+def cloud_name(agents: Sequence[Daemon]) -> str:
+    conf = agents[0].conf.read_text()
+    return "aws" if "cloud aws" in conf else "hetzner" if "cloud hetzner" in conf else "linux"
+
+
 def run_case(case: str, fault: Callable[[Daemon, Daemon], object], agents: Sequence[Daemon],
-             owner: Callable[[], int | None], writes: Callable[[], dict[int, int]]) -> None:
+             owner: Callable[[], int | None], writes: Callable[[], dict[int, int]],
+             record: Callable[[str, object], None]) -> None:
     """Apply the fault to the master (agents[0], with agents[1] next in line), wait for one
-    owner, print the settle time and the API writes (per node), and check them."""
+    owner, record the settle time and the API writes (per node) as a figure, and check them."""
     marks = [len(d.log) for d in agents]
     fault(agents[0], agents[1])
     ended = time.monotonic()  # instantaneous faults end at once; the others after their duration
     who, seconds = settle(owner, agents, ended)
     spent = writes()
     per_node = ", ".join(f"node{i + 1}: {n}" for i, n in sorted(spent.items()))
-    print(f"\n[{len(agents)} nodes] {case}: settled {seconds:.2f} s after the fault ended, on node{who + 1}; "
-          f"API writes {sum(spent.values())} ({per_node})")
+    record("figure", f"{cloud_name(agents)} [{len(agents)} nodes] {case}: settled {seconds:.2f} s after the fault "
+                     f"ended, on node{who + 1}; API writes {sum(spent.values())} ({per_node})")
     assert sum(spent.values()) <= claims_allowed(case, agents, marks), (spent, [d.log for d in agents])  # no ping-pong
     if case.startswith(("SIGKILL", "SIGTERM", "master link", "API")):
         assert who == 1, [d.log for d in agents]  # the next in line took over

@@ -28,7 +28,8 @@ def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
 
 
 @pytest.mark.parametrize(("case", "nodes"), matrix(["API 5xx x3 + SIGKILL", "API throttling x3 + SIGKILL"]))
-def test_fault_settles_with_one_owner(world: World, case: str, nodes: int) -> None:  # noqa: F811
+def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,  # noqa: F811
+                                      record_property: Callable[[str, object], None]) -> None:
     agents = world.cluster()
     fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
 
@@ -37,4 +38,5 @@ def test_fault_settles_with_one_owner(world: World, case: str, nodes: int) -> No
         return sole_owner(world.ec2.enis.index(enis[0]) if len(enis) == 1 else None, agents, VIP)
 
     run_case(case, fault, agents, owner,
-             lambda: {world.ec2.enis.index(e): n for e, n in writes().items() if e in world.ec2.enis})
+             lambda: {world.ec2.enis.index(e): n for e, n in writes().items() if e in world.ec2.enis},
+             record_property)

@@ -29,7 +29,8 @@ def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
 
 
 @pytest.mark.parametrize(("case", "nodes"), matrix(["API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL"]))
-def test_fault_settles_with_one_owner(world: World, case: str, nodes: int) -> None:  # noqa: F811
+def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,  # noqa: F811
+                                      record_property: Callable[[str, object], None]) -> None:
     world.hz.emulator.action_seconds = 0.3
     agents = world.cluster(MODE)
     fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
@@ -41,4 +42,5 @@ def test_fault_settles_with_one_owner(world: World, case: str, nodes: int) -> No
         return sole_owner(ids.index(held[0]) if len(held) == 1 and held[0] in ids else None, agents, vip)
 
     run_case(case, fault, agents, owner,
-             lambda: {ids.index(s): n for s, n in world.hz.emulator.writes().items() if s in ids})
+             lambda: {ids.index(s): n for s, n in world.hz.emulator.writes().items() if s in ids},
+             record_property)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from cloudvip.lab.daemons import Daemon, instance_block
 from cloudvip.lab.probe import Probe
@@ -27,7 +28,8 @@ def attack(topo: Topology, x: Node, target: Node, kind: str, *args: str) -> dict
     return result
 
 
-def test_hostile_adverts_are_dropped_counted_and_do_not_fail_over(tmp_path: Path) -> None:
+def test_hostile_adverts_are_dropped_counted_and_do_not_fail_over(
+        tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     topo = Topology("cvx", 2).create()
     daemons: list[Daemon] = []
     probe: Probe | None = None
@@ -57,14 +59,14 @@ def test_hostile_adverts_are_dropped_counted_and_do_not_fail_over(tmp_path: Path
             after = status(a)
             key = "interface_drops" if counter == "wrong_vrid" else "counters"
             grew = after[key].get(counter, 0) - before[key].get(counter, 0)
-            print(f"\n{case}: 50 sent, {counter} +{grew}")
+            record_property("figure", f"hostile input, {case}: 50 sent, {counter} +{grew}")
             assert grew == 50, (case, after)
         before = status(a)["interface_drops"]
         attack(topo, x, a_node, "garbage", "--count", "200", "--src", b_ip)
         time.sleep(0.3)
         after = status(a)["interface_drops"]
         garbage = sum(after.values()) - sum(before.values())
-        print(f"garbage: 200 sent, {garbage} dropped by the decoder")
+        record_property("figure", f"hostile input, garbage: 200 sent, {garbage} dropped by the decoder")
         assert garbage == 200
 
         # a flood of both at once for 4 s: no failover, the master's adverts on time
@@ -81,9 +83,10 @@ def test_hostile_adverts_are_dropped_counted_and_do_not_fail_over(tmp_path: Path
         seen_after = status(a)
         seen = sum(seen_after["interface_drops"].values()) - sum(seen_before["interface_drops"].values()) + \
             seen_after["counters"].get("adverts_received", 0) - seen_before["counters"].get("adverts_received", 0)
-        print(f"flood: {sum(r['sent'] for r in results) / seconds:,.0f} packets/s sent for {seconds:.1f} s, "
-              f"{seen / seconds:,.0f}/s reached the master's socket; master adverts {len(adverts)}, "
-              f"interval {min(gaps):.4f}..{max(gaps):.4f} s (advert_int 1)")
+        rate = sum(r["sent"] for r in results) / seconds
+        record_property("figure", f"hostile input, flood: {rate:,.0f} packets/s sent for {seconds:.1f} s, "
+                                  f"{seen / seconds:,.0f}/s reached the master's socket; master adverts "
+                                  f"{len(adverts)}, interval {min(gaps):.4f}..{max(gaps):.4f} s (advert_int 1)")
         assert a.has_vip() and not b.has_vip()
         assert status(a)["state"] == "MASTER" and status(b)["state"] == "BACKUP"
         assert len(adverts) >= 3 and max(gaps) < 1.5  # never long enough for Master_Down_Interval
