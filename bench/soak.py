@@ -137,7 +137,8 @@ class Soak:
                 self.restart(m)
             return kind, f"API unreachable from node{nxt + 1} {secs * 2:.0f} s + SIGKILL", unreachable
         if kind == "removed behind the back":
-            return kind, "VIP removed in the cloud", lambda: cloud.remove_behind_the_back(m)
+            # the removal itself is not the agents' write: count from after it
+            return kind, "VIP removed in the cloud", lambda: (cloud.remove_behind_the_back(m), cloud.reset_writes())
 
         def in_flight() -> None:
             cloud.slow_writes(1.5)

@@ -8,7 +8,6 @@ botocore's own parser reads them exactly as it reads EC2's; nothing goes on the 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any, Iterator
 from xml.sax.saxutils import escape
@@ -20,10 +19,10 @@ pytest.importorskip("boto3")
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from cloudvip.provider import ProviderError  # noqa: E402
 from cloudvip_providers.aws import AwsProvider  # noqa: E402
 
 from ..fake_host import build  # noqa: E402
+from ..provider_fuzz import every_operation, instance_conf, start_answered  # noqa: E402
 
 SETS = ["networkInterfaceSet", "addressesSet", "routeTableSet", "routeSet", "reservationSet", "instancesSet",
         "privateIpAddressesSet", "tagSet"]
@@ -78,42 +77,18 @@ class Scripted:
 
 
 def fuzzed_provider(mode: str) -> tuple[AwsProvider, Scripted]:
-    conf = f"""vrrp_instance VI_1 {{
-    interface eth0
-    virtual_router_id 51
-    unicast_peer {{
-        198.51.100.12
-    }}
-    virtual_ipaddress {{
-        {"198.51.100.100/24" if mode != "route_table" else "203.0.113.10/32"}
-    }}
-    cloud aws {{
-        mode {mode}
-{MODES[mode]}        instance_id {INSTANCE}
-        eni {ME}
-        region eu-central-1
-        peer_tag cluster=lab
-        endpoint http://127.0.0.1:9
-    }}
-}}
-"""
+    vip = "198.51.100.100/24" if mode != "route_table" else "203.0.113.10/32"
+    conf = instance_conf(vip, "aws", f"        mode {mode}\n{MODES[mode]}        instance_id {INSTANCE}\n"
+                                     f"        eni {ME}\n        region eu-central-1\n        peer_tag cluster=lab\n"
+                                     "        endpoint http://127.0.0.1:9\n")
     p, _ = build(AwsProvider, conf)
     script = Scripted()
-    make = p._client
-
-    def client(region: str) -> Any:  # the real client, answered by the script
-        c = make(region)
-        c.meta.events.register("before-send.ec2", script)
-        return c
-    p._client = client  # type: ignore[method-assign]
-    asyncio.run(p.start())
+    start_answered(p, lambda client: client.meta.events.register("before-send.ec2", script))
     return p, script
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_any_ec2_answer_gives_a_result_or_a_provider_error(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ipaddress import IPv4Address
-
     for var, value in (("AWS_ACCESS_KEY_ID", "fuzz"), ("AWS_SECRET_ACCESS_KEY", "fuzz")):
         monkeypatch.setenv(var, value)  # requests are signed before the hook answers them
     p, script = fuzzed_provider(mode)
@@ -124,15 +99,7 @@ def test_any_ec2_answer_gives_a_result_or_a_provider_error(mode: str, monkeypatc
     @example([(200, b'<Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><networkInterfaceSet><item>'
                     b"<privateIpAddress>198.51.100.12</privateIpAddress></item></networkInterfaceSet></Response>")])
     def check(answers: list[tuple[int, bytes]]) -> None:
-        script.answers = itertools.cycle(answers)
-        p.peer_targets = {}
-        for op in (p.holder, p.take, p.discover_peers, lambda: p.yield_to(IPv4Address("198.51.100.12"))):
-            try:
-                asyncio.run(op())
-                seen.add("ok")
-            except ProviderError as exc:
-                seen.add("unexpected answer" if "unexpected answer" in str(exc) else "error")
-                assert str(exc)  # says what went wrong
+        every_operation(p, lambda: setattr(script, "answers", itertools.cycle(answers)), seen)
 
     check()
     assert {"ok", "error"} <= seen, seen  # the fuzz reached both outcomes

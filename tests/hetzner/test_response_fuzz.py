@@ -8,7 +8,6 @@ session, so hcloud's own decoding runs as against the API; nothing goes on the n
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Iterator
 
@@ -20,10 +19,10 @@ import requests  # noqa: E402
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from cloudvip.provider import ProviderError  # noqa: E402
 from cloudvip_providers.hetzner import HetznerProvider  # noqa: E402
 
 from ..fake_host import build  # noqa: E402
+from ..provider_fuzz import every_operation, instance_conf, start_answered  # noqa: E402
 
 KEYS = ["floating_ip", "floating_ips", "server", "servers", "action", "actions", "id", "status", "command",
         "error", "code", "message", "private_net", "network", "ip", "alias_ips", "public_net", "ipv4", "meta",
@@ -89,43 +88,18 @@ class Scripted(requests.adapters.BaseAdapter):
 
 def fuzzed_provider(mode: str) -> tuple[HetznerProvider, Scripted]:
     vip = "198.51.100.100/32" if mode == "floating_ip" else "198.51.100.100/24"
-    conf = f"""vrrp_instance VI_1 {{
-    interface eth0
-    virtual_router_id 51
-    unicast_peer {{
-        198.51.100.12
-    }}
-    virtual_ipaddress {{
-        {vip}
-    }}
-    cloud hetzner {{
-        mode {mode}
-        server_id 1
-        network 7
-        {"floating_ip 5" if mode == "floating_ip" else ""}
-        peer_label cluster=lab
-        poll_interval 0.05
-        endpoint http://127.0.0.1:9/v1
-    }}
-}}
-"""
+    fip = "        floating_ip 5\n" if mode == "floating_ip" else ""
+    conf = instance_conf(vip, "hetzner", f"        mode {mode}\n        server_id 1\n        network 7\n{fip}"
+                                         "        peer_label cluster=lab\n        poll_interval 0.05\n"
+                                         "        endpoint http://127.0.0.1:9/v1\n")
     p, _ = build(HetznerProvider, conf)
     script = Scripted()
-    make = p._client
-
-    def client(token: str) -> Any:  # the real client, answered by the script
-        c = make(token)
-        c._client._session.mount("http://", script)
-        return c
-    p._client = client  # type: ignore[method-assign]
-    asyncio.run(p.start())
+    start_answered(p, lambda client: client._client._session.mount("http://", script))
     return p, script
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_any_api_answer_gives_a_result_or_a_provider_error(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ipaddress import IPv4Address
-
     monkeypatch.setenv("HCLOUD_TOKEN", "fuzz-token")
     p, script = fuzzed_provider(mode)
     seen: set[str] = set()
@@ -135,15 +109,7 @@ def test_any_api_answer_gives_a_result_or_a_provider_error(mode: str, monkeypatc
     @example([(200, json.dumps({"servers": [{"id": 2, "private_net": [  # a network id that is no number
         {"network": "x", "ip": "198.51.100.12", "alias_ips": [], "mac_address": "m"}]}]}).encode())])
     def check(answers: list[tuple[int, bytes]]) -> None:
-        p.peer_targets = {}
-        for op in (p.holder, p.take, p.discover_peers, lambda: p.yield_to(IPv4Address("198.51.100.12"))):
-            script.answers = iter(answers)
-            try:
-                asyncio.run(op())
-                seen.add("ok")
-            except ProviderError as exc:
-                seen.add("error")
-                assert str(exc) and "fuzz-token" not in str(exc)  # says what went wrong, never the token
+        every_operation(p, lambda: setattr(script, "answers", iter(answers)), seen, secret="fuzz-token")
 
     check()
     assert {"ok", "error"} <= seen, seen  # the fuzz reached both outcomes

@@ -319,18 +319,24 @@ def test_the_provider_can_ask_whether_the_vip_is_still_wanted() -> None:
     assert run(go()) == [False, True, False]
 
 
+async def stepped_down(grace: float) -> tuple[FakeProvider, VipMover]:
+    """A mover that held the VIP and has just stepped down for a higher master."""
+    from ipaddress import IPv4Address
+
+    p = FakeProvider()
+    p.grace = grace
+    m = mover(p)
+    m.want(True)
+    await m.settle(1)
+    m.want(False, yield_to=IPv4Address("192.0.2.1"))
+    return p, m
+
+
 def test_a_hand_over_waits_its_grace_and_then_writes() -> None:
     async def go() -> tuple[list[str], float]:
-        from ipaddress import IPv4Address
-
-        p = FakeProvider()
-        p.grace = 0.2
-        m = mover(p)
-        m.want(True)
-        await m.settle(1)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        m.want(False, yield_to=IPv4Address("192.0.2.1"))  # stepped down for a higher master
+        p, m = await stepped_down(0.2)
         while "yield_to" not in p.calls and loop.time() - start < 2:
             await asyncio.sleep(0.01)
         waited = loop.time() - start
@@ -343,14 +349,7 @@ def test_a_hand_over_waits_its_grace_and_then_writes() -> None:
 def test_becoming_master_again_ends_a_hand_over_grace_at_once() -> None:
     # the master we yielded to died during the grace: the takeover must not wait behind it
     async def go() -> tuple[list[str], float]:
-        from ipaddress import IPv4Address
-
-        p = FakeProvider()
-        p.grace = 5.0
-        m = mover(p)
-        m.want(True)
-        await m.settle(1)
-        m.want(False, yield_to=IPv4Address("192.0.2.1"))
+        p, m = await stepped_down(5.0)
         await asyncio.sleep(0.05)
         loop = asyncio.get_running_loop()
         start = loop.time()
