@@ -18,7 +18,7 @@ from .config.model import VrrpInstance
 from .logs import worth_logging
 from .packet import AuthType, IPAddress
 from .state_machine import (Action, AdvertReceived, ArmTimer, Dropped, Event, Notify, PeerPolicy, RefreshVips,
-                            ReleaseVips, Router, RouterParams, SendAdvert, Shutdown, Start, TakeVips, TimerFired,
+                            ReleaseVips, Router, RouterParams, SendAdvert, Shutdown, Start, State, TakeVips, TimerFired,
                             TrackChanged)
 from .tracking import TrackState
 from .transport import Channel, Received
@@ -65,6 +65,7 @@ class InstanceRuntime:
         self.auth: Verifier | None = None
         self._heard_at: float | None = None  # the last advert accepted from another router
         mover.contested = self.hearing_another_master
+        mover.current_master = self.current_master
 
     @property
     def name(self) -> str:
@@ -119,6 +120,11 @@ class InstanceRuntime:
         if not any(isinstance(a, Dropped) for a in actions):
             self._heard_at = self.now()
         self.apply(actions)
+
+    def current_master(self) -> IPAddress | None:
+        """The master we follow as a backup (None: not a backup, or the master resigned)."""
+        r = self.router
+        return r.master_address if r.state is State.BACKUP and r.master_priority else None
 
     def hearing_another_master(self) -> bool:
         """Has an advert (only masters send them) been accepted within Master_Down_Interval?"""

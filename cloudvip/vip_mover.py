@@ -85,6 +85,9 @@ class VipMover:
         provider.ctx.wanted = lambda: self.desired
         #: has another master been heard lately? (set by the instance; unknown next to keepalived)
         self.contested: Callable[[], bool] = lambda: False
+        #: the master as the state machine knows it now (None: unknown): a hand-over goes there,
+        #: not to a master that has since stepped down itself (3 nodes healing from a partition)
+        self.current_master: Callable[[], IPAddress | None] = lambda: None
         self._wanted_again = asyncio.Event()  # want(True): ends a hand-over's grace at once
         self._split_since: float | None = None  # when the cloud began pointing to a peer
         self._split_hold = self._split_hold_base = split_brain_hold
@@ -206,7 +209,7 @@ class VipMover:
             if self._yield_to is not None and self.actual is False and not self.desired:
                 master, self._yield_to = self._yield_to, None
                 if await self._grace(self.provider.handover_grace()):
-                    await self._call_logged("yield_to", master)
+                    await self._call_logged("yield_to", self.current_master() or master)
             if self.actual == self.desired:
                 self._settled.set()
             elif not (gave_up and self.desired == target):

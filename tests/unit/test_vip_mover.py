@@ -43,6 +43,7 @@ class FakeProvider(Provider):
         await self._op("announce")
 
     async def yield_to(self, master: object) -> None:
+        self.yielded_to = master
         await self._op("yield_to")
 
     def handover_grace(self) -> float:
@@ -344,6 +345,21 @@ def test_a_hand_over_waits_its_grace_and_then_writes() -> None:
         return p.calls, waited
     calls, waited = run(go())
     assert calls == ["take", "release", "yield_to"] and waited >= 0.2
+
+
+def test_a_hand_over_goes_to_the_master_followed_now() -> None:
+    # 3 nodes healing from a partition: we stepped down for node 2, which then stepped down for
+    # node 1; handing the VIP to node 2 would cost a second hand-over
+    async def go() -> object:
+        from ipaddress import IPv4Address
+
+        p, m = await stepped_down(0.05)
+        m.current_master = lambda: IPv4Address("192.0.2.9")
+        while "yield_to" not in p.calls:
+            await asyncio.sleep(0.01)
+        await m.stop()
+        return p.yielded_to
+    assert str(run(go())) == "192.0.2.9"
 
 
 def test_becoming_master_again_ends_a_hand_over_grace_at_once() -> None:
