@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--kinds", default=",".join(KINDS))
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the namespaces on kill too
     print(f"flood at the master: {args.rate:,.0f} packets/s offered (garbage + non-peer VRRPv3 adverts), "
           f"{args.seconds:g} s; VRRPv3 advert_int {ADVERT} s\n")
     with tempfile.TemporaryDirectory(prefix="cloudvip-flood-") as tmp:

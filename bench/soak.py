@@ -168,6 +168,7 @@ def main() -> int:
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1 << 32)
     print(f"soak: seed {seed} (replay: bench/soak.py --cloud {a.cloud} --nodes {a.nodes} --faults {a.faults} "
           f"--seed {seed})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the namespaces on kill too
     rng = random.Random(seed)
     cloud: EmulatedCloud = Aws("secondary_ip") if a.cloud == "aws" else Hetzner("floating_ip")
     cloud.reconcile = 1.0 if a.cloud == "aws" else 5.0

@@ -6,7 +6,10 @@ moto is fast and faithful for most of EC2, but (see shared notes, cloud-facts):
    stays on the old one; without the flag there is no `PrivateIpAddressInUse`.
    EC2 moves the IP with the flag and refuses without it.
 2. `DescribeNetworkInterfaces` filters `addresses.private-ip-address` / `private-ip-address`
-   match the primary IP only; EC2 matches every private IP of the ENI.
+   match the primary IP only; EC2 matches every private IP of the ENI. And with several values
+   moto wants the ENI's addresses to be a subset or a superset of them; EC2 matches an ENI that
+   has any of them (found by the soak: a peer holding the VIP as a secondary IP was not found
+   by the peer lookup for two addresses, so it looked like a stranger).
 3. `AssociateAddress` ignores `PrivateIpAddress` (binds the ENI's primary IP) and accepts an
    address that is not the ENI's; `DescribeAddresses` shows no `InstanceId` when the EIP was
    associated by ENI. EC2 binds the given private IP (refusing one the ENI does not have) and
@@ -22,6 +25,7 @@ server) and `writes()` (successful mutating calls per target ENI).
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
 import os
 import threading
@@ -182,6 +186,17 @@ def _fix_eni_filters_and_reassignment() -> None:
             allow_reassignment=self._get_bool_param("AllowReassignment", False))
         return ActionResult({"NetworkInterfaceId": eni.id, "AssignedPrivateIpAddresses": eni.private_ip_addresses})
 
+    import moto.ec2.utils as ec2_utils
+
+    original_matching = ec2_utils.is_filter_matching
+
+    def is_filter_matching(obj: Any, _filter: str, filter_value: Any) -> bool:
+        if isinstance(obj, NetworkInterface) and _filter in ("addresses.private-ip-address", "private-ip-address"):
+            wanted = filter_value if isinstance(filter_value, list) else [filter_value]
+            return any(fnmatch.fnmatch(ip, pattern) for ip in _all_private_ips(obj) for pattern in wanted)
+        return bool(original_matching(obj, _filter, filter_value))
+
+    ec2_utils.is_filter_matching = is_filter_matching  # generic_filter looks it up at each call
     _patch(NetworkInterface, get_filter_value=get_filter_value)
     _patch(NetworkInterfaceBackend, assign_private_ip_addresses=assign)
     _patch(ElasticNetworkInterfaces, assign_private_ip_addresses=assign_response)

@@ -24,6 +24,15 @@ def test_filter_finds_secondary_ips(ec2: Ec2World) -> None:
     assert holders(ec2, "198.51.100.12") == [ec2.enis[1]]  # primaries still match
 
 
+def test_a_filter_of_several_addresses_finds_every_eni_with_any_of_them(ec2: Ec2World) -> None:
+    # the peer lookup asks for all peers' primaries at once; moto wanted the ENI's addresses to
+    # be a subset or superset of the values, so an ENI holding the VIP too was left out
+    ec2.client.assign_private_ip_addresses(NetworkInterfaceId=ec2.enis[1], PrivateIpAddresses=[VIP])
+    found = ec2.client.describe_network_interfaces(Filters=[
+        {"Name": "addresses.private-ip-address", "Values": ["198.51.100.11", "198.51.100.12"]}])
+    assert sorted(ni["NetworkInterfaceId"] for ni in found["NetworkInterfaces"]) == sorted(ec2.enis)
+
+
 def test_allow_reassignment_moves_the_ip(ec2: Ec2World) -> None:
     ec2.client.assign_private_ip_addresses(NetworkInterfaceId=ec2.enis[0], PrivateIpAddresses=[VIP])
     ec2.client.assign_private_ip_addresses(NetworkInterfaceId=ec2.enis[1], PrivateIpAddresses=[VIP],
