@@ -43,10 +43,10 @@ def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object
     }
 
 
-def api_faults(forwarder: Forwarder, slow_write: Callable[[], None],
+def api_faults(forwarder: Forwarder, slow_write: Callable[[float], None],
                fast_write: Callable[[], None]) -> dict[str, Callable[[Daemon, Daemon], object]]:
     """The faults of the cloud API that look the same whatever the cloud: `forwarder` is the
-    backup's way to the API, `slow_write` makes the claiming call take 2 s, `fast_write` undoes
+    backup's way to the API, `slow_write(s)` makes the claiming call take s seconds, `fast_write` undoes
     it (for the calls that start from then on)."""
     def unreachable(a: Daemon, b: Daemon) -> None:
         forwarder.pause()
@@ -56,7 +56,7 @@ def api_faults(forwarder: Forwarder, slow_write: Callable[[], None],
 
     def restart_in_flight(a: Daemon, b: Daemon) -> None:
         """The backup's claim hangs in the slow API; its agent is restarted meanwhile."""
-        slow_write()
+        slow_write(2.0)
         a.kill()
         time.sleep(0.8)  # master down detected (0.365 s), the claim under way
         b.kill()
@@ -65,20 +65,22 @@ def api_faults(forwarder: Forwarder, slow_write: Callable[[], None],
     def stale_claim(a: Daemon, b: Daemon) -> None:
         """The backup's slow claim lands after it was killed, and after the master (restarted)
         claimed: the cloud points to a backup, and only the master can undo it."""
-        slow_write()
+        slow_write(4.0)  # lands well after a restarted agent's claim, however slow its start
         mark = len(b.log)
         a.kill()
         assert wait_until(lambda: "-> MASTER" in b.log[mark:], 5), b.log
-        time.sleep(0.3)  # b's claim is under way: its check, then the 2 s write
+        time.sleep(0.3)  # b's claim is under way: its check, then the 4 s write
+        lands = time.monotonic() + 4.0
         fast_write()
         b.kill()
         mark = len(a.log)
         a.start()
         assert wait_until(lambda: "-> MASTER" in a.log[mark:], 5), a.log
         time.sleep(0.2)  # its own claim (if the cloud does not point to it still) done
-        b.start()  # a backup now; its dead predecessor's claim lands about a second later
+        b.start()  # a backup now
+        time.sleep(max(0.0, lands - time.monotonic()))  # the fault ends when the dead agent's claim lands
 
-    return {"API slow (2 s) + SIGKILL": lambda a, b: (slow_write(), a.kill()),
+    return {"API slow (2 s) + SIGKILL": lambda a, b: (slow_write(2.0), a.kill()),
             "stale claim lands after its sender died": stale_claim,
             f"API unreachable {UNREACHABLE_S} s + SIGKILL": unreachable,
             "restart while a move is in flight": restart_in_flight}

@@ -18,7 +18,7 @@ from .test_aws_netns import World, world  # noqa: F401 - the fixture
 
 def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
     return {
-        **api_faults(w.site.forwarders[1], lambda: DELAYS.__setitem__("AssignPrivateIpAddresses", 2.0),
+        **api_faults(w.site.forwarders[1], lambda s: DELAYS.__setitem__("AssignPrivateIpAddresses", s),
                      lambda: DELAYS.pop("AssignPrivateIpAddresses", None)),
         "API 5xx x3 + SIGKILL": lambda a, b: (FAULTS.__setitem__("AssignPrivateIpAddresses",
                                                                   [("InternalError", 500)] * 3), a.kill()),

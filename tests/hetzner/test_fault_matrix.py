@@ -19,7 +19,7 @@ MODE = "floating_ip"
 def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
     emu = w.hz.emulator
     return {
-        **api_faults(w.site.forwarders[1], lambda: emu.delays.__setitem__("assign", 2.0),
+        **api_faults(w.site.forwarders[1], lambda s: emu.delays.__setitem__("assign", s),
                      lambda: emu.delays.pop("assign", None)),
         "API 5xx x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("assign", [(503, "unavailable")] * 3),
                                              a.kill()),
