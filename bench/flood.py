@@ -30,8 +30,6 @@ from typing import Any
 
 from common import cpu_ticks
 
-from cloudvip.companion_events import socket_path
-from cloudvip.control import request
 from cloudvip.lab.daemons import Daemon, instance_block
 from cloudvip.lab.probe import Probe
 from cloudvip.lab.topology import Node, Topology
@@ -49,8 +47,7 @@ def lateness_ms(times: list[float]) -> tuple[float, float, float, int]:
 
 def seen_by_agent(d: Daemon) -> int:
     """Packets the agent read from its socket: decoded or not, dropped or accepted."""
-    reply = request(socket_path(str(d.conf), "agent"), {"cmd": "status"})
-    inst = reply["instances"][0]
+    inst = d.status()["instances"][0]
     return int(sum(inst["interface_drops"].values()) + inst["counters"].get("adverts_received", 0))
 
 

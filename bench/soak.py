@@ -28,11 +28,10 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cloudvip.companion_events import socket_path  # noqa: E402
-from cloudvip.control import request  # noqa: E402
 from cloudvip.lab.cloud_demo import Aws, EmulatedCloud, Hetzner  # noqa: E402
 from cloudvip.lab.daemons import VIP, Daemon, instance_block  # noqa: E402
-from cloudvip.lab.faults import NoSingleOwner, freeze, on_every_node, settle, sole_owner  # noqa: E402
+from cloudvip.lab.faults import (NoSingleOwner, freeze, settle, sole_owner, vrrp_delay, vrrp_loss,  # noqa: E402
+                                 vrrp_partition)
 from cloudvip.lab.topology import Topology  # noqa: E402
 
 KINDS = ("SIGKILL", "SIGTERM", "link down", "freeze", "freeze a node", "loss", "delay", "partition", "reload",
@@ -69,8 +68,7 @@ class Soak:
         return sole_owner(self.cloud.owner(), self.agents, self.cloud.vip)
 
     def process(self, i: int) -> dict[str, Any]:
-        reply = request(socket_path(str(self.agents[i].conf), "agent"), {"cmd": "status"})
-        proc: dict[str, Any] = reply["process"]
+        proc: dict[str, Any] = self.agents[i].status()["process"]
         return proc
 
     # ---------- the faults: each returns a description; agents it kills it restarts ----------
@@ -106,16 +104,13 @@ class Soak:
             return kind, f"node{other + 1} frozen {secs} s", lambda: freeze(self.agents[other], secs)
         if kind == "loss":
             pct = rng.choice([10, 20, 30, 50])
-            return kind, f"loss {pct}% {secs} s", lambda: on_every_node(
-                topo, lambda n: topo.set_loss(n, pct, vrrp_only=True), lambda n: topo.set_loss(n, 0), secs)
+            return kind, f"loss {pct}% {secs} s", lambda: vrrp_loss(topo, pct, secs)
         if kind == "delay":
             ms = rng.choice([20, 50, 100, 300])
             jit = round(ms * rng.uniform(0, 0.8))
-            return kind, f"delay {ms} +- {jit} ms {secs} s", lambda: on_every_node(
-                topo, lambda n: topo.set_delay(n, ms, jit), lambda n: topo.set_delay(n, 0), secs)
+            return kind, f"delay {ms} +- {jit} ms {secs} s", lambda: vrrp_delay(topo, ms, jit, secs)
         if kind == "partition":
-            return kind, f"VRRP partition {secs} s", lambda: on_every_node(
-                topo, lambda n: topo.partition_vrrp(n, True), lambda n: topo.partition_vrrp(n, False), secs)
+            return kind, f"VRRP partition {secs} s", lambda: vrrp_partition(topo, secs)
         if kind == "reload":
             return kind, f"reload node{other + 1}", lambda: self.agents[other].signal(signal.SIGHUP)
         if kind == "reload during failover":

@@ -104,8 +104,8 @@ class VipMover:
     def want(self, hold: bool, yield_to: IPAddress | None = None) -> None:
         if hold:
             self._wanted_again.set()
-        if hold and not self.desired:
-            self._split_since, self._split_hold = None, self._split_hold_base  # a new mastership
+            if not self.desired:  # a new mastership
+                self._split_since, self._split_hold = None, self._split_hold_base
         self.desired = hold
         self._yield_to = None if hold else yield_to
         self._settled.clear()
@@ -167,32 +167,38 @@ class VipMover:
             if info.holder is not Holder.PEER:
                 self._split_since = None
             if info.holder in (Holder.NOBODY, Holder.OTHER):
-                self.stats.reasserts += 1
                 self.log.warning("%s: the VIP points to %s in the cloud: re-asserting", self.name,
                                  "nobody" if info.holder is Holder.NOBODY else f"{info.detail}, not a peer,")
-                self.actual = None
-                self._settled.clear()
-                self._wake.set()
+                self._reassert()
             elif info.holder is Holder.PEER:
                 suspect = True
-                self.stats.split_brain += 1
-                now = time.monotonic()
-                if self._split_since is None or self.contested():
-                    self._split_since = now  # a master heard: the election settles it (announce())
-                lasted = now - self._split_since
-                if lasted < self._split_hold:
-                    self.log.warning("%s: split brain? we are master but the cloud points to %s; not re-taking "
-                                     "(the last claim stands; %.0f s of %.0f)", self.name,
-                                     info.detail or "another node", lasted, self._split_hold)
-                    continue
-                self.stats.reasserts += 1
-                self.log.warning("%s: the cloud has pointed to peer %s for %.0f s while we are master and hear "
-                                 "no other master (a stale claim?): re-asserting; next time after %.0f s", self.name,
-                                 info.detail, lasted, min(2 * self._split_hold, SPLIT_BRAIN_HOLD_MAX))
-                self._split_since, self._split_hold = None, min(2 * self._split_hold, SPLIT_BRAIN_HOLD_MAX)
-                self.actual = None
-                self._settled.clear()
-                self._wake.set()
+                self._peer_holds(info.detail)
+
+    def _peer_holds(self, peer: str) -> None:
+        """The cloud points to a peer while we are master: the last claim stands, unless it has
+        stood SPLIT_BRAIN_HOLD (doubling each time) with no other master heard."""
+        self.stats.split_brain += 1
+        now = time.monotonic()
+        if self._split_since is None or self.contested():
+            self._split_since = now  # a master heard: the election settles it (announce())
+        lasted = now - self._split_since
+        if lasted < self._split_hold:
+            self.log.warning("%s: split brain? we are master but the cloud points to %s; not re-taking "
+                             "(the last claim stands; %.0f s of %.0f)", self.name, peer or "another node",
+                             lasted, self._split_hold)
+            return
+        self._split_since, self._split_hold = None, min(2 * self._split_hold, SPLIT_BRAIN_HOLD_MAX)
+        self.log.warning("%s: the cloud has pointed to peer %s for %.0f s while we are master and hear "
+                         "no other master (a stale claim?): re-asserting; next time after %.0f s", self.name,
+                         peer, lasted, self._split_hold)
+        self._reassert()
+
+    def _reassert(self) -> None:
+        """Take the VIP again although we think we hold it (the mover's next round writes)."""
+        self.stats.reasserts += 1
+        self.actual = None
+        self._settled.clear()
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:

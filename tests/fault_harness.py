@@ -9,7 +9,7 @@ import time
 from typing import Callable, Sequence
 
 from cloudvip.lab.daemons import Daemon
-from cloudvip.lab.faults import freeze, on_every_node, settle, sole_owner, wait_until
+from cloudvip.lab.faults import freeze, settle, sole_owner, vrrp_delay, vrrp_loss, vrrp_partition, wait_until
 from cloudvip.lab.netns_services import Forwarder
 from cloudvip.lab.topology import Topology
 
@@ -20,25 +20,16 @@ UNREACHABLE_S = 60  # "the API unreachable for a minute"
 
 def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object]]:
     """Faults of the master (a; b is next in line) and of the network, whatever the cloud."""
-    def loss(percent: int) -> Callable[[Daemon, Daemon], object]:
-        return lambda a, b: on_every_node(topo, lambda n: topo.set_loss(n, percent, vrrp_only=True),
-                                          lambda n: topo.set_loss(n, 0), 6)
-
-    def delay(ms: float, jitter: float) -> Callable[[Daemon, Daemon], object]:
-        return lambda a, b: on_every_node(topo, lambda n: topo.set_delay(n, ms, jitter),
-                                          lambda n: topo.set_delay(n, 0), 6)
-
     return {
         "SIGKILL master": lambda a, b: a.kill(),
         "SIGTERM master": lambda a, b: a.term(),
         "master link down": lambda a, b: topo.set_link(topo.nodes[0], False),
         "master frozen 10 s (SIGSTOP/SIGCONT)": lambda a, b: freeze(a, 10),
-        "loss 10% for 6 s": loss(10),
-        "loss 30% for 6 s": loss(30),
-        "delay 50 +- 30 ms for 6 s": delay(50, 30),
-        "delay 300 +- 200 ms for 6 s": delay(300, 200),
-        "VRRP partition 10 s, API reachable": lambda a, b: on_every_node(
-            topo, lambda n: topo.partition_vrrp(n, True), lambda n: topo.partition_vrrp(n, False), 10),
+        "loss 10% for 6 s": lambda a, b: vrrp_loss(topo, 10, 6),
+        "loss 30% for 6 s": lambda a, b: vrrp_loss(topo, 30, 6),
+        "delay 50 +- 30 ms for 6 s": lambda a, b: vrrp_delay(topo, 50, 30, 6),
+        "delay 300 +- 200 ms for 6 s": lambda a, b: vrrp_delay(topo, 300, 200, 6),
+        "VRRP partition 10 s, API reachable": lambda a, b: vrrp_partition(topo, 10),
         "reload during failover": lambda a, b: (a.kill(), b.signal(signal.SIGHUP)),
     }
 
@@ -115,12 +106,7 @@ def claims_allowed(case: str, agents: Sequence[Daemon], log_marks: Sequence[int]
     return max(2, 2 * won)
 
 
-def cloud_name(agents: Sequence[Daemon]) -> str:
-    conf = agents[0].conf.read_text()
-    return "aws" if "cloud aws" in conf else "hetzner" if "cloud hetzner" in conf else "linux"
-
-
-def run_case(case: str, fault: Callable[[Daemon, Daemon], object], agents: Sequence[Daemon],
+def run_case(cloud: str, case: str, fault: Callable[[Daemon, Daemon], object], agents: Sequence[Daemon],
              owner: Callable[[], int | None], writes: Callable[[], dict[int, int]],
              record: Callable[[str, object], None]) -> None:
     """Apply the fault to the master (agents[0], with agents[1] next in line), wait for one
@@ -131,7 +117,7 @@ def run_case(case: str, fault: Callable[[Daemon, Daemon], object], agents: Seque
     who, seconds = settle(owner, agents, ended)
     spent = writes()
     per_node = ", ".join(f"node{i + 1}: {n}" for i, n in sorted(spent.items()))
-    record("figure", f"{cloud_name(agents)} [{len(agents)} nodes] {case}: settled {seconds:.2f} s after the fault "
+    record("figure", f"{cloud} [{len(agents)} nodes] {case}: settled {seconds:.2f} s after the fault "
                      f"ended, on node{who + 1}; API writes {sum(spent.values())} ({per_node})")
     assert sum(spent.values()) <= claims_allowed(case, agents, marks), (spent, [d.log for d in agents])  # no ping-pong
     if case.startswith(("SIGKILL", "SIGTERM", "master link", "API")):

@@ -11,8 +11,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..companion_events import socket_path
+from ..control import request
 from .topology import Node, Topology, ip
 
 VIP = "198.51.100.100"
@@ -117,6 +119,11 @@ class Daemon:
         self.proc = None
         for role in ("agent", "companion"):  # a killed daemon leaves its socket behind
             Path(socket_path(str(self.conf), role, self.config_id)).unlink(missing_ok=True)
+
+    def status(self) -> dict[str, Any]:
+        """The running agent's `cloudvip status` as JSON, from its control socket."""
+        reply: dict[str, Any] = request(socket_path(str(self.conf), "agent", self.config_id), {"cmd": "status"})
+        return reply
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None

@@ -73,3 +73,16 @@ def on_every_node(topo: Topology, start: Callable[[Node], object], stop: Callabl
     finally:
         for n in topo.nodes:
             stop(n)
+
+
+def vrrp_loss(topo: Topology, percent: int, seconds: float) -> None:
+    on_every_node(topo, lambda n: topo.set_loss(n, percent, vrrp_only=True), lambda n: topo.set_loss(n, 0), seconds)
+
+
+def vrrp_delay(topo: Topology, ms: float, jitter: float, seconds: float) -> None:
+    on_every_node(topo, lambda n: topo.set_delay(n, ms, jitter), lambda n: topo.set_delay(n, 0), seconds)
+
+
+def vrrp_partition(topo: Topology, seconds: float) -> None:
+    """No node hears another's adverts; everything else (the cloud API) still flows."""
+    on_every_node(topo, lambda n: topo.partition_vrrp(n, True), lambda n: topo.partition_vrrp(n, False), seconds)

@@ -25,7 +25,12 @@ HANDOVER_GRACE = 1.5  # seconds a master is given to re-assert by itself before 
 P = ParamSpec("P")
 R = TypeVar("R")
 #: what reading a malformed API answer raises (a field missing, null, of another type, garbage)
-MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError, LookupError)
+MALFORMED = (LookupError, TypeError, ValueError, AttributeError)
+
+
+def unreadable(exc: BaseException) -> ProviderError:
+    """The ProviderError for an answer we (or the SDK) could not read: retryable."""
+    return ProviderError(f"unexpected answer from the API: {type(exc).__name__}: {exc}")
 
 
 def reads_answers(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -37,7 +42,7 @@ def reads_answers(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corout
         try:
             return await fn(*args, **kwargs)
         except MALFORMED as exc:
-            raise ProviderError(f"unexpected answer from the API: {type(exc).__name__}: {exc}") from exc
+            raise unreadable(exc) from exc
     return wrapper
 
 

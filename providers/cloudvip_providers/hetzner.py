@@ -19,7 +19,7 @@ from cloudvip.config.model import IPAddress
 from cloudvip.provider import ProviderContext, ProviderError
 
 from . import hetzner_settings
-from .cloud import MALFORMED, CloudProvider, reads_answers
+from .cloud import MALFORMED, CloudProvider, reads_answers, unreadable
 from .hetzner_settings import API
 
 T = TypeVar("T")
@@ -66,7 +66,7 @@ def classify(exc: Exception, remaining: int | None) -> ProviderError:
     if isinstance(exc, RequestException):
         return ProviderError(f"{type(exc).__name__}: API unreachable")
     if isinstance(exc, MALFORMED):  # hcloud could not build its objects from the answer
-        return ProviderError(f"unexpected answer from the API: {type(exc).__name__}: {exc}")
+        return unreadable(exc)
     return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)
 
 

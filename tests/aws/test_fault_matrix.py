@@ -37,6 +37,6 @@ def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,  # no
         enis = world.ec2.vip_enis(VIP)
         return sole_owner(world.ec2.enis.index(enis[0]) if len(enis) == 1 else None, agents, VIP)
 
-    run_case(case, fault, agents, owner,
+    run_case("aws", case, fault, agents, owner,
              lambda: {world.ec2.enis.index(e): n for e, n in writes().items() if e in world.ec2.enis},
              record_property)

@@ -41,6 +41,6 @@ def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,  # no
         held = world.hz.holder_ids(MODE)
         return sole_owner(ids.index(held[0]) if len(held) == 1 and held[0] in ids else None, agents, vip)
 
-    run_case(case, fault, agents, owner,
+    run_case("hetzner", case, fault, agents, owner,
              lambda: {ids.index(s): n for s, n in world.hz.emulator.writes().items() if s in ids},
              record_property)
