@@ -156,6 +156,7 @@ class Agent:
         assert self.coordinator is not None
         rt = InstanceRuntime(inst, router_params(inst, local, discovered), channel, mover, ilog,
                              self.coordinator.on_notify)
+        rt.on_lower_priority = self.coordinator.on_lower_priority
         if inst.auth_key_file:
             try:
                 rt.set_keys(load_keys(inst.auth_key_file))

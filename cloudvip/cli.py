@@ -13,7 +13,7 @@ from . import __version__
 if TYPE_CHECKING:
     from .config import Config, VrrpInstance
 
-from .paths import DEFAULT_PATH  # the config package is imported only by the commands that read
+from .paths import COMPANION_PATH, DEFAULT_PATH  # the config package is imported only by the commands that read
 # one: `cloudvip notify`, run by keepalived on every transition, must start in milliseconds
 
 
@@ -76,10 +76,33 @@ def check_config(args: argparse.Namespace) -> int:
         print(diag, file=sys.stderr)
     n = len(cfg.instances)
     extra = f", {len(cfg.sync_groups)} sync group(s)" if cfg.sync_groups else ""
+    if cfg.keepalived_conf is not None:
+        extra += f" (companion file for {cfg.keepalived_conf})"
     print(f"{path}: OK, {n} instance{'s' if n != 1 else ''}{extra}")
     for inst in cfg.instances:
         print(_instance_summary(cfg, inst))
-    return 0
+    return _keepalived_verdict(cfg) if args.keepalived_check else 0
+
+
+def _keepalived_verdict(cfg: Config) -> int:
+    """For a keepalived.conf that a stock keepalived runs (companion mode): does it accept it?"""
+    from .config.companion_file import calls_cloudvip_notify, keepalived_accepts
+
+    kconf = cfg.keepalived_conf or (cfg.path if calls_cloudvip_notify(cfg) else None)
+    if kconf is None:
+        return 0
+    verdict = keepalived_accepts(kconf)
+    if not verdict.ran:
+        print(f"{kconf}: keepalived is not installed here: `keepalived -t` not run")
+        return 0
+    if verdict.ok:
+        print(f"{kconf}: `keepalived -t` accepts it")
+        return 0
+    if verdict.inconclusive:
+        print(f"{kconf}: warning: {verdict.output}", file=sys.stderr)
+        return 0
+    print(f"{kconf}: `keepalived -t` REJECTS it:\n{verdict.output}", file=sys.stderr)
+    return 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -197,8 +220,8 @@ def lab(args: argparse.Namespace) -> int:
     return lab_main(args)
 
 
-def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--file", default=str(DEFAULT_PATH), help=f"config file (default {DEFAULT_PATH})")
+def _config_args(p: argparse.ArgumentParser, default: Path = DEFAULT_PATH) -> None:
+    p.add_argument("-f", "--file", default=str(default), help=f"config file (default {default})")
     p.add_argument("-i", "--config-id", default=None,
                    help="config id for @id conditional lines (default: short host name)")
 
@@ -207,8 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cloudvip", description=__doc__)
     parser.add_argument("--version", action="version", version=f"cloudvip {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check-config", help="validate a keepalived.conf and summarise its instances")
+    check = sub.add_parser("check-config", help="validate a keepalived.conf (or a companion file with its "
+                                                "keepalived.conf) and summarise its instances")
     _config_args(check)
+    check.add_argument("--no-keepalived-check", dest="keepalived_check", action="store_false",
+                       help="do not run `keepalived -t` on a keepalived.conf meant for stock keepalived")
     check.set_defaults(func=check_config)
     agent = sub.add_parser("run", help="run the VRRP agent for every instance of the config")
     _config_args(agent)
@@ -222,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve Prometheus metrics (default: off; ADDR default 127.0.0.1)")
     agent.set_defaults(func=run)
     comp = sub.add_parser("companion", help="move cloud VIPs for a stock keepalived (its notify events)")
-    _config_args(comp)
+    _config_args(comp, COMPANION_PATH)
     comp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     comp.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     comp.add_argument("--socket", default=None, help="socket for `cloudvip notify` (default: derived from -f)")
@@ -233,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     note = sub.add_parser("notify", help="keepalived's notify script: hand the event to the companion",
                           description="Use as keepalived's `notify \"cloudvip notify\"` (it appends TYPE NAME "
                                       "STATE PRIORITY) or `notify_master \"cloudvip notify master VI_1\"`.")
-    _config_args(note)
+    _config_args(note, COMPANION_PATH)
     note.add_argument("--socket", default=None, help="the companion's socket (default: derived from -f)")
     note.add_argument("-v", "--verbose", action="store_true", help="print the companion's answer")
     note.add_argument("event", nargs="+", help="TYPE NAME STATE [PRIORITY], or STATE NAME")

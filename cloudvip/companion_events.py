@@ -18,14 +18,20 @@ from enum import Enum
 
 
 class State(str, Enum):
-    """The states keepalived names in its notify calls and fifo lines (not the state machine's
-    own enum: DELETED is keepalived's, and this module must stay free of heavier imports)."""
+    """The states and events keepalived names in its notify calls and fifo lines (not the state
+    machine's own enum: DELETED and the events are keepalived's, and this module must stay free
+    of heavier imports)."""
 
     MASTER = "MASTER"
     BACKUP = "BACKUP"
     FAULT = "FAULT"
     STOP = "STOP"
     DELETED = "DELETED"
+    #: a master heard a lower priority: after a partition, the other node may have claimed the VIP
+    MASTER_RX_LOWER_PRI = "MASTER_RX_LOWER_PRI"
+    #: notify_priority_changes: no transition
+    MASTER_PRIORITY = "MASTER_PRIORITY"
+    BACKUP_PRIORITY = "BACKUP_PRIORITY"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Callable
 from .config import Config, TrackRef, VrrpScript, settings_key
 from .config.model import SyncGroup as SyncGroupConfig
 from .health import Check, FileWatch, make_check
-from .notify import Fifo, Notifier, NotifyEvent
-from .scripts import RunAs, ScriptRunner
+from .notify import Fifo, Notifier, NotifyEvent, run_as_of
+from .scripts import ScriptRunner, default_run_as
 from .state_machine import Notify, State
 from .sync_group import SyncGroup, group_state
 from .tracking import TrackState, file_value, weighted
@@ -27,7 +27,8 @@ class Coordinator:
         self.instances = instances
         self.cfg = cfg
         gd = cfg.global_defs
-        self.runner = ScriptRunner(RunAs(gd.script_user, gd.script_group), secure=gd.enable_script_security)
+        self.runner = ScriptRunner(default_run_as(gd.script_user, gd.script_group, gd.enable_script_security),
+                                   secure=gd.enable_script_security)
         fifo = None
         if gd.notify_fifo:
             try:
@@ -48,9 +49,8 @@ class Coordinator:
         gd = self.cfg.global_defs
         if gd.notify_fifo and gd.notify_fifo_script and self.notifier.fifo is not None:
             argv = gd.notify_fifo_script.argv + (gd.notify_fifo,)
-            try:
-                self.runner.check(argv)
-                self._fifo_reader = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
+            try:  # a long-running reader, as the script user like any script (its output is the agent's)
+                self._fifo_reader = await self.runner.spawn(argv, run_as_of(gd.notify_fifo_script), output=None)
             except Exception as exc:
                 log.error("notify_fifo_script %s cannot run: %s", argv[0], exc)
 
@@ -168,6 +168,11 @@ class Coordinator:
         state = group_state(list(routers.values()))
         if state is not self._group_state.get(group.name):
             self._group_notify(group.name, state)
+
+    def on_lower_priority(self, rt: InstanceRuntime) -> None:
+        """keepalived's MASTER_RX_LOWER_PRI: notify_master_rx_lower_pri and the FIFO line."""
+        self.notifier.emit(NotifyEvent("INSTANCE", rt.name, "MASTER_RX_LOWER_PRI", rt.router.priority),
+                           rt.config.notify)
 
     def _group_notify(self, name: str, state: State) -> None:
         self._group_state[name] = state

@@ -62,6 +62,8 @@ class InstanceRuntime:
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._on_notify = on_notify
+        #: a master heard a lower priority (keepalived's notify_master_rx_lower_pri event)
+        self.on_lower_priority: Callable[[InstanceRuntime], None] | None = None
         self.auth: Verifier | None = None
         self._heard_at: float | None = None  # the last advert accepted from another router
         mover.contested = self.hearing_another_master
@@ -157,6 +159,8 @@ class InstanceRuntime:
                 self.mover.want(False, yield_to=act.yield_to)
             elif isinstance(act, RefreshVips):
                 self.mover.announce()
+                if self.on_lower_priority is not None:
+                    self.on_lower_priority(self)
             elif isinstance(act, Notify):
                 self._notify(act)
             elif isinstance(act, Dropped):

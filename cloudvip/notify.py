@@ -17,8 +17,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config.model import Notifiers
-from .scripts import ScriptError, ScriptRunner
+from .config.model import Notifiers, ScriptCommand
+from .scripts import RunAs, ScriptError, ScriptRunner
 
 log = logging.getLogger("cloudvip.notify")
 NOTIFY_TIMEOUT = 60.0  # a notify script that hangs longer is killed so later ones still run
@@ -28,18 +28,29 @@ NOTIFY_TIMEOUT = 60.0  # a notify script that hangs longer is killed so later on
 class NotifyEvent:
     kind: str  # INSTANCE or GROUP
     name: str
-    state: str  # BACKUP, MASTER, FAULT, STOP
+    state: str  # BACKUP, MASTER, FAULT, STOP; or the event MASTER_RX_LOWER_PRI
     priority: int  # effective priority; always 0 for groups, as keepalived reports
 
 
-def commands_for(notifiers: Notifiers, ev: NotifyEvent) -> list[tuple[str, ...]]:
+#: a command to run: its argv, and whom to run it as (None: the default script user)
+Command = tuple[tuple[str, ...], RunAs | None]
+
+
+def run_as_of(cmd: ScriptCommand) -> RunAs | None:
+    return RunAs(cmd.user, cmd.group) if cmd.user is not None else None
+
+
+def commands_for(notifiers: Notifiers, ev: NotifyEvent) -> list[Command]:
     """The state's own script with its configured arguments only, then the generic
-    `notify` script with TYPE NAME STATE PRIORITY appended (keepalived's argv)."""
+    `notify` script with TYPE NAME STATE PRIORITY appended (keepalived's argv); each as
+    the user it names, or the default script user. A master hearing a lower priority runs
+    notify_master_rx_lower_pri only (keepalived calls no generic script for it)."""
     specific = {"MASTER": notifiers.master, "BACKUP": notifiers.backup, "FAULT": notifiers.fault,
-                "STOP": notifiers.stop}.get(ev.state)
-    cmds = [specific.argv] if specific is not None else []
-    if notifiers.generic is not None:
-        cmds.append(notifiers.generic.argv + (ev.kind, ev.name, ev.state, str(ev.priority)))
+                "STOP": notifiers.stop, "MASTER_RX_LOWER_PRI": notifiers.master_rx_lower_pri}.get(ev.state)
+    cmds = [(specific.argv, run_as_of(specific))] if specific is not None else []
+    if notifiers.generic is not None and ev.state != "MASTER_RX_LOWER_PRI":
+        cmds.append((notifiers.generic.argv + (ev.kind, ev.name, ev.state, str(ev.priority)),
+                     run_as_of(notifiers.generic)))
     return cmds
 
 
@@ -77,34 +88,34 @@ class Notifier:
     def __init__(self, runner: ScriptRunner, fifo: Fifo | None = None, timeout: float = NOTIFY_TIMEOUT) -> None:
         self.runner, self.fifo, self.timeout = runner, fifo, timeout
         self.counters: Counter[str] = Counter()
-        self._queues: dict[tuple[str, str], asyncio.Queue[tuple[str, ...] | None]] = {}
+        self._queues: dict[tuple[str, str], asyncio.Queue[Command | None]] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._failing: set[str] = set()  # scripts that could not run: logged once per change
 
     def emit(self, ev: NotifyEvent, notifiers: Notifiers) -> None:
         if self.fifo is not None:
             self.fifo.write(fifo_line(ev))
-        for argv in commands_for(notifiers, ev):
-            self._queue((ev.kind, ev.name)).put_nowait(argv)
+        for cmd in commands_for(notifiers, ev):
+            self._queue((ev.kind, ev.name)).put_nowait(cmd)
 
-    def _queue(self, owner: tuple[str, str]) -> asyncio.Queue[tuple[str, ...] | None]:
+    def _queue(self, owner: tuple[str, str]) -> asyncio.Queue[Command | None]:
         if owner not in self._queues:
-            q: asyncio.Queue[tuple[str, ...] | None] = asyncio.Queue()
+            q: asyncio.Queue[Command | None] = asyncio.Queue()
             self._queues[owner] = q
             self._workers.append(asyncio.create_task(self._work(owner, q), name=f"notify-{owner[1]}"))
         return self._queues[owner]
 
-    async def _work(self, owner: tuple[str, str], q: asyncio.Queue[tuple[str, ...] | None]) -> None:
-        while (argv := await q.get()) is not None:
+    async def _work(self, owner: tuple[str, str], q: asyncio.Queue[Command | None]) -> None:
+        while (cmd := await q.get()) is not None:
             try:
-                await self._run(owner, argv)
+                await self._run(owner, *cmd)
             finally:
                 q.task_done()
         q.task_done()
 
-    async def _run(self, owner: tuple[str, str], argv: tuple[str, ...]) -> None:
+    async def _run(self, owner: tuple[str, str], argv: tuple[str, ...], run_as: RunAs | None) -> None:
         try:
-            result = await self.runner.run(argv, self.timeout)
+            result = await self.runner.run(argv, self.timeout, run_as)
         except ScriptError as exc:
             self.counters["notify_errors"] += 1
             if argv[0] not in self._failing:

@@ -3,3 +3,5 @@
 from pathlib import Path
 
 DEFAULT_PATH = Path("/etc/keepalived/keepalived.conf")
+#: the companion's own file: the cloud blocks, and which keepalived.conf they complete
+COMPANION_PATH = Path("/etc/cloudvip/companion.conf")

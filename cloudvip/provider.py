@@ -89,8 +89,9 @@ class Provider(abc.ABC):
         """Resolve interfaces, discover identity, create clients: before the first move."""
 
     @abc.abstractmethod
-    async def take(self) -> None:
-        """Make this node the holder of the instance's VIPs. Must be idempotent."""
+    async def take(self) -> bool:
+        """Make this node the holder of the instance's VIPs. Must be idempotent. True when this
+        node holds them afterwards; False when it made no claim (no longer master by then)."""
 
     @abc.abstractmethod
     async def release(self) -> None:

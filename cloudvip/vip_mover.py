@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
@@ -44,6 +45,12 @@ SPLIT_BRAIN_HOLD_MAX = 300.0
 
 #: upper bounds (seconds) of the provider call latency histogram; the last is +Inf
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
+
+
+class Outcome(Enum):
+    DONE = "done"
+    MOOT = "moot"  # a take that made no claim: no longer master by then
+    FAILED = "failed"
 
 
 @dataclass
@@ -205,9 +212,9 @@ class VipMover:
             await self._wake.wait()
             self._wake.clear()
             target = self.desired
-            gave_up = False
+            outcome = Outcome.DONE
             if self.actual != target:
-                gave_up = not await self._move(target)
+                outcome = await self._move(target)
             if self._announce:
                 self._announce = False
                 if self.actual and self.desired:
@@ -216,9 +223,9 @@ class VipMover:
                 master, self._yield_to = self._yield_to, None
                 if await self._grace(self.provider.handover_grace()):
                     await self._call_logged("yield_to", self.current_master() or master)
-            if self.actual == self.desired:
-                self._settled.set()
-            elif not (gave_up and self.desired == target):
+            if self.actual == self.desired or (outcome is Outcome.MOOT and self.desired == target):
+                self._settled.set()  # reached, or nothing more to do until the wish changes
+            elif not (outcome is Outcome.FAILED and self.desired == target):
                 self._wake.set()  # the wish changed while we worked
 
     async def _grace(self, seconds: float) -> bool:
@@ -234,8 +241,10 @@ class VipMover:
             return not self.desired
         return False
 
-    async def _move(self, target: bool) -> bool:
-        """Reach `target`; False if it failed for good (not retryable, or superseded)."""
+    async def _move(self, target: bool) -> Outcome:
+        """Try to reach `target`: DONE; MOOT when the provider made no claim (no longer master
+        by then: we do not hold the VIP, and that is no error); FAILED for good (not retryable,
+        or superseded)."""
         op = "take" if target else "release"
 
         def changed(_: RetryCallState) -> bool:
@@ -252,15 +261,18 @@ class VipMover:
                     retry=retry_if_exception(_retryable), stop=changed, before_sleep=before_sleep,
                     reraise=True):
                 with attempt:
-                    await self._call(op)
-            self.actual = target
-            return True
+                    held = await self._call(op)
         except Exception as exc:  # not retryable, or superseded while failing
             self.actual = None
             if self.desired == target:
                 self._gave_up = True
                 self.log.error("%s: %s failed: %s (tried again at the next reconciliation)", self.name, op, exc)
-            return False
+            return Outcome.FAILED
+        if target and held is False:
+            self.actual = False
+            return Outcome.MOOT
+        self.actual = target
+        return Outcome.DONE
 
     async def _call_logged(self, op: str, *args: object) -> None:
         """A best-effort call: failures are logged and counted, the reconciler heals the rest."""
@@ -269,13 +281,14 @@ class VipMover:
         except Exception as exc:
             self.log.warning("%s: %s failed: %s", self.name, op, exc)
 
-    async def _call(self, op: str, *args: object) -> None:
+    async def _call(self, op: str, *args: object) -> object:
         start = time.monotonic()
         self.stats.calls[op] += 1
         try:
-            await getattr(self.provider, op)(*args)
-            if op == "take":
+            result = await getattr(self.provider, op)(*args)
+            if op == "take" and result is not False:
                 self.stats.holder = Holder.SELF.value
+            return result
         except Exception as exc:
             self.stats.errors[op] += 1
             self.stats.last_error = f"{op}: {exc}"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .checks import check
+from .companion_file import calls_cloudvip_notify, is_companion_file, load_companion, stock_keepalived_warnings
 from .diagnostics import ConfigError, Diagnostic, Diagnostics, Location, Severity
 from .model import (Authentication, CloudBlock, CloudEntry, Config, GlobalDefs, Notifiers,
                     ScriptCommand, SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress,
@@ -49,9 +50,13 @@ def default_config_id() -> str:
 
 
 def load(path: Path | str = DEFAULT_PATH, config_id: str | None = None) -> Config:
+    """A keepalived.conf, or a companion file (`keepalived_config PATH` and cloud blocks) together
+    with the keepalived.conf it names."""
     path = Path(path)
     diags = Diagnostics()
     nodes, files = parse_file(path, diags, config_id or default_config_id())
+    if is_companion_file(nodes):
+        return load_companion(path, nodes, diags, tuple(files), lambda kpath: load(kpath, config_id))
     return _build(nodes, diags, path, tuple(files))
 
 
@@ -92,6 +97,8 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
         diags.error(Location(str(path), 1), "no vrrp_instance defined", "at least one vrrp_instance block")
     cfg = Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups))
     check(cfg, diags)
+    if calls_cloudvip_notify(cfg):  # meant for a stock keepalived next to a companion
+        stock_keepalived_warnings(cfg, diags)
     if diags.errors:
         raise ConfigError(sorted(diags.items, key=lambda d: d.loc))
     return Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups),

@@ -15,10 +15,13 @@ IPInterface = IPv4Interface | IPv6Interface
 
 @dataclass(frozen=True, slots=True)
 class ScriptCommand:
-    """A command line as keepalived runs it: split into argv, no shell."""
+    """A command line as keepalived runs it: split into argv, no shell; a notify script may
+    name the user (and group) to run as after its quoted command line."""
 
     raw: str
     argv: tuple[str, ...]
+    user: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,11 @@ class Notifiers:
     fault: ScriptCommand | None = None
     stop: ScriptCommand | None = None
     generic: ScriptCommand | None = None  # `notify`: called with TYPE NAME STATE PRIORITY
+    master_rx_lower_pri: ScriptCommand | None = None  # a master heard a lower priority (instances only)
+
+    def commands(self) -> list[ScriptCommand]:
+        return [c for c in (self.master, self.backup, self.fault, self.stop, self.generic, self.master_rx_lower_pri)
+                if c is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,12 +227,19 @@ class Config:
     instances: tuple[VrrpInstance, ...]
     sync_groups: tuple[SyncGroup, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
+    #: set when `path` is a companion file: the keepalived.conf it completes
+    keepalived_conf: Path | None = None
 
     def instance(self, name: str) -> VrrpInstance:
         for inst in self.instances:
             if inst.name == name:
                 return inst
         raise KeyError(name)
+
+    def notify_commands(self) -> list[ScriptCommand]:
+        """Every notify script of the instances and sync groups."""
+        notifiers = [i.notify for i in self.instances] + [g.notify for g in self.sync_groups]
+        return [c for n in notifiers for c in n.commands()]
 
     def group_of(self, instance: str) -> SyncGroup | None:
         return next((g for g in self.sync_groups if instance in g.members), None)

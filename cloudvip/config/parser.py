@@ -45,7 +45,7 @@ IGNORED_GLOBAL = {
 }
 IGNORED_INSTANCE = {
     "smtp_alert", "accept", "no_accept", "strict_mode", "debug", "lvs_sync_daemon_interface",
-    "native_ipv6", "linkbeat_use_polling", "notify_master_rx_lower_pri", "notify_deleted",
+    "native_ipv6", "linkbeat_use_polling", "notify_deleted",
     "kernel_rx_buf_size", "promote_secondaries", "down_timer_adverts", "track_process", "track_bfd",
     "vmac_xmit_base", "no_virtual_ipaddress",
 }
@@ -96,7 +96,7 @@ class Parser:
             elif k in ("notify_fifo", "vrrp_notify_fifo"):
                 into["notify_fifo"] = v._arg(node, "a FIFO path")
             elif k in ("notify_fifo_script", "vrrp_notify_fifo_script"):
-                into["notify_fifo_script"] = v.command(node)
+                into["notify_fifo_script"] = v.notify_command(node)
             elif k in IGNORED_GLOBAL:
                 pass
             else:
@@ -214,7 +214,7 @@ class Parser:
         """Keywords instances and sync groups share; True when handled."""
         k = node.keyword
         if k in self.NOTIFY_KEYS:
-            notifiers[self.NOTIFY_KEYS[k]] = self.v.command(node)
+            notifiers[self.NOTIFY_KEYS[k]] = self.v.notify_command(node)
         elif k in ("track_script", "track_interface", "track_file"):
             fields[k + "s"] = fields.get(k + "s", ()) + self.track_refs(node, k)
         else:
@@ -248,7 +248,9 @@ class Parser:
             seen.setdefault(k, child.loc)
             if self._common(child, fields, notifiers):
                 continue
-            if k in simple_ints:
+            if k == "notify_master_rx_lower_pri":
+                notifiers["master_rx_lower_pri"] = v.notify_command(child)
+            elif k in simple_ints:
                 lo, hi = simple_ints[k]
                 fields["vrid" if k == "virtual_router_id" else k] = v.integer(child, lo, hi)
             elif k == "state":

@@ -131,6 +131,26 @@ class Values:
             return None
         return ScriptCommand(raw, argv)
 
+    def notify_command(self, node: Node) -> ScriptCommand | None:
+        """keepalived's notify form: `KEYWORD "script args" [username [groupname]]`. Only the
+        first word is the command line (quote it to pass arguments): the next two are the user
+        and group to run it as, as keepalived reads them."""
+        if not node.args:
+            return self.command(node)
+        first, rest = node.args[0], node.args[1:]
+        cmd = self.command(Node(node.keyword, [first], node.loc))
+        if cmd is None:
+            return None
+        if len(rest) > 2:
+            self.diags.warning(node.loc, f"{node.keyword}: {' '.join(t.text for t in rest[2:])!r} ignored after "
+                                         "the user and group (keepalived reads only those)")
+        if rest and not first.quoted:  # `notify_master /x.sh arg`: keepalived runs /x.sh as user "arg"
+            self.diags.warning(node.loc, f"{node.keyword}: {cmd.argv[0]} runs as user {rest[0].text!r}"
+                                         + (f", group {rest[1].text!r}" if len(rest) > 1 else "")
+                               + ", as keepalived reads it (quote the whole command line to pass it arguments)")
+        return ScriptCommand(cmd.raw, cmd.argv, rest[0].text if rest else None,
+                             rest[1].text if len(rest) > 1 else None)
+
     def block(self, node: Node) -> list[Node]:
         if node.children is None:
             self.diags.error(node.loc, f"{node.keyword} needs a block", f"{node.keyword} {{ ... }}")

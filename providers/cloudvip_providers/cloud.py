@@ -139,14 +139,14 @@ class CloudProvider(Provider):
         return HolderInfo(Holder.PEER if known else Holder.OTHER, ", ".join(self._named(t) for t in others))
 
     @reads_answers
-    async def take(self) -> None:
+    async def take(self) -> bool:
         # the failover's critical path is three calls: check, write, verify. Who else holds
         # the VIP matters only when the verification does not find it ours.
         current = await self._holders()
         if not self._ours(current):
             if not await self.still_master():
                 self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
-                return
+                return False
             await self._point_to(self.me)
             after = await self._holders()
             verified = HolderInfo(Holder.SELF) if self._ours(after) else await self._classify(after)
@@ -164,6 +164,7 @@ class CloudProvider(Provider):
                                   self.me, was or "nobody")
         if self.host_side is not None:
             await self.host_side.take()
+        return True
 
     async def announce(self) -> None:
         """A master that hears a lower priority may have lost the VIP to that node during a

@@ -37,7 +37,7 @@ class LinuxProvider(Provider):
             self._placed.append(_Placed(vip, links[dev]))
         self._announcers = {n: Announcer(n, link.index, link.mac) for n, link in links.items()}
 
-    async def take(self) -> None:
+    async def take(self) -> bool:
         for p in self._placed:
             await self.ctx.host.add_address(p.link.index, p.vip)
         self._cancel_timers()
@@ -48,6 +48,7 @@ class LinuxProvider(Provider):
         if inst.garp_master_refresh:
             self._timers.append(asyncio.create_task(self._refresh(inst.garp_master_refresh,
                                                                   inst.garp_master_refresh_repeat)))
+        return True
 
     async def release(self) -> None:
         self._cancel_timers()

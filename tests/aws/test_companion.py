@@ -1,8 +1,12 @@
 """Companion mode against the emulated EC2, in namespaces: keepalived's events, by socket or
-notify_fifo, move the VIP; a burst costs one move; a companion started while keepalived is
-master takes it; `cloudvip notify` without a companion moves it itself, but not on a late event
-(keepalived no longer carries the VIP); and the real keepalived, with a companion next to each,
-makes EC2 follow its failover."""
+notify_fifo, move the VIP; a burst costs one move; events out of order end in the state
+keepalived is really in; a companion started while keepalived is master takes it; `cloudvip
+notify` without a companion moves it itself, but not on a late event (keepalived no longer
+carries the VIP); the socket serves root and keepalived's script users only; a FIFO in a
+private /tmp is refused and an overlong FIFO line does not end the reader. With the real
+keepalived, hardened (enable_script_security, script_user keepalived_script) and a keepalived.conf
+that `keepalived -t` accepts: EC2 follows its failover, and after a partition the VIP goes back
+to the master at once."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from cloudvip.companion_events import socket_path
 from cloudvip.lab.aws_site import AwsSite
 from cloudvip.lab.daemons import VIP, Daemon, instance_block
 from cloudvip.lab.ec2_emulator import Ec2World, reset_observations, writes
+from cloudvip.lab.hardened_keepalived import PairFiles, ScriptUser, SecureDir, notify_wrapper, write_pair_files
 from cloudvip.lab.topology import Topology, ip
 
 from ..netns.conftest import needs_keepalived, needs_root
@@ -44,10 +49,14 @@ def site(ec2: Ec2World, ec2_server: object, tmp_path: Path) -> Iterator[tuple[To
         topo.destroy()
 
 
-def companion_conf(topo: Topology, aws: AwsSite, path: Path, extra_global: str = "") -> Path:
+def companion_conf(topo: Topology, aws: AwsSite, path: Path, extra_global: str = "", reconcile: float = 60) -> Path:
+    """A companion file and the keepalived.conf it names (path.with_suffix('.keepalived'))."""
     node, peer = topo.nodes
-    path.write_text(f"global_defs {{\n    router_id {node.name}\n{extra_global}}}\n\n" + instance_block(
-        node, [peer], priority=100, extra=aws.cloud_block("secondary_ip", "        reconcile_interval 60\n")))
+    kconf = path.with_suffix(".keepalived")
+    kconf.write_text(f"global_defs {{\n    router_id {node.name}\n{extra_global}}}\n\n" + instance_block(node, [peer],
+                                                                                                  priority=100))
+    path.write_text(f"keepalived_config {kconf.name}\nvrrp_instance VI_1 {{\n"
+                    + aws.cloud_block("secondary_ip", f"        reconcile_interval {reconcile:g}\n") + "}\n")
     return path
 
 
@@ -112,9 +121,8 @@ def test_events_from_keepalived_notify_fifo_and_sync_at_start(ec2: Ec2World, sit
     try:
         started(topo, d)
         keepalived_master(topo, True)
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.write(fd, b'INSTANCE "VI_1" MASTER 100\n')  # keepalived's fifo line
-        os.close(fd)
+        with open(fifo, "wb") as f:  # an overlong line (more than the pipe holds), then keepalived's line
+            f.write(b"x" * 70_000 + b'\nINSTANCE "VI_1" MASTER 100\n')
         assert topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[0]], 10, 0.05), d.log
         # a companion (re)started while keepalived is master takes the VIP without waiting for an event
         d.kill()
@@ -122,6 +130,7 @@ def test_events_from_keepalived_notify_fifo_and_sync_at_start(ec2: Ec2World, sit
         d.start()
         assert topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[0]], 15, 0.05), d.log
         assert "keepalived is master (it carries the VIP)" in d.log
+        assert "a line over 65536 bytes dropped" in d.log
     finally:
         if d.alive:
             d.kill()
@@ -142,34 +151,158 @@ def test_notify_without_a_companion_moves_the_vip_itself(ec2: Ec2World, site: tu
     assert ec2.vip_enis(VIP) == [ec2.enis[0]] and writes() == {ec2.enis[0]: 1}
 
 
+
+
+def test_events_out_of_order_end_in_the_state_keepalived_is_in(ec2: Ec2World, site: tuple[Topology, AwsSite],
+                                                               tmp_path: Path) -> None:
+    """keepalived forks its notify scripts unordered: the companion follows the host, not the last event."""
+    topo, aws = site
+    d = Daemon(topo, topo.nodes[0], "companion", companion_conf(topo, aws, tmp_path / "c.conf", reconcile=2),
+               tmp_path).start()
+    try:
+        sock = started(topo, d)
+        keepalived_master(topo, True)
+        # MASTER, BACKUP, MASTER as keepalived went, the last two swapped on the way
+        for state in ("MASTER", "MASTER", "BACKUP"):
+            assert asyncio.run(send(sock, f"INSTANCE VI_1 {state} 100")).startswith("queued")
+        assert topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[0]], 10, 0.05), d.log
+        time.sleep(1.5)  # past the re-check after the burst
+        assert writes() == {ec2.enis[0]: 1}, d.log
+        assert "keepalived said BACKUP but carries the VIP" in d.log
+        # it still holds the VIP: a removal behind its back is reclaimed by reconciliation
+        aws.remove_in_cloud("secondary_ip", VIP, ec2.enis[0])
+        reset_observations()  # the companion's writes only
+        assert topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[0]], 6, 0.05), d.log
+        assert writes() == {ec2.enis[0]: 1}
+
+        # keepalived steps down (its BACKUP and a late MASTER arrive swapped): no claim, nothing held
+        mark = len(d.log)
+        keepalived_master(topo, False)
+        for state in ("BACKUP", "MASTER"):
+            asyncio.run(send(sock, f"INSTANCE VI_1 {state} 100"))
+        time.sleep(1.5)
+        aws.remove_in_cloud("secondary_ip", VIP, ec2.enis[0])
+        reset_observations()
+        time.sleep(3)  # a reconciliation round: a companion that thought it held the VIP would act
+        assert writes() == {}, d.log[mark:]
+        after = d.log[mark:]
+        assert "keepalived said MASTER but does not carry the VIP" in after
+        assert "re-asserting" not in after and "split brain" not in after
+    finally:
+        if d.alive:
+            d.kill()
+
+
+def _send_as(user: str, sock: str, line: str) -> str:
+    """What the companion answers a client running as `user` (the system Python: any user may run it)."""
+    code = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); "
+            "s.sendall(sys.argv[2].encode()+b'\\n'); print(s.recv(4096).decode().strip())")
+    done = subprocess.run(["/usr/bin/python3", "-c", code, sock, line], user=user, capture_output=True, text=True,
+                          timeout=30)
+    return (done.stdout + done.stderr).strip()
+
+
+def test_the_socket_serves_root_and_keepalived_script_users_only(ec2: Ec2World, site: tuple[Topology, AwsSite],
+                                                                  tmp_path: Path) -> None:
+    topo, aws = site
+    conf = companion_conf(topo, aws, tmp_path / "c.conf", "    script_user nobody\n")
+    d = Daemon(topo, topo.nodes[0], "companion", conf, tmp_path).start()
+    try:
+        sock = started(topo, d)
+        assert "events on" in d.log and "from root and nobody" in d.log
+        assert _send_as("nobody", sock, "INSTANCE VI_1 BACKUP 100") == "queued VI_1 BACKUP"
+        refused = _send_as("daemon", sock, "INSTANCE VI_1 MASTER 100")
+        assert refused.startswith("error: not allowed: uid 1 "), refused
+        assert "event refused: uid 1" in d.log
+    finally:
+        if d.alive:
+            d.kill()
+
+
+def test_a_notify_fifo_in_a_private_tmp_is_refused(tmp_path: Path) -> None:
+    """systemd's PrivateTmp=true gives the companion a /tmp of its own: it would read its own FIFO."""
+    kconf = tmp_path / "keepalived.conf"
+    kconf.write_text("global_defs {\n    notify_fifo /var/tmp/keepalived.fifo\n}\nvrrp_instance VI_1 {\n"
+                     "    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n        10.0.0.100/24\n"
+                     "    }\n}\n")
+    conf = tmp_path / "companion.conf"
+    conf.write_text(f"keepalived_config {kconf}\nvrrp_instance VI_1 {{\n    cloud aws {{\n        mode secondary_ip\n"
+                    "        region eu-west-1\n    }\n}\n")
+    private = Path("/var/tmp") / f"cloudvip-test-private-{os.getpid()}"
+    private.mkdir()
+    try:
+        command = (f"mount --make-rprivate / && mount --bind {private} /var/tmp && "
+                   f"exec {sys.executable} -m cloudvip companion -f {conf} --socket {tmp_path}/s.sock")
+        done = subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stderr
+        assert "notify_fifo /var/tmp/keepalived.fifo is in /var/tmp, which is private to this process" in done.stderr
+        assert not list(private.iterdir())  # it made no FIFO of its own
+    finally:
+        private.rmdir()
+
+
+@pytest.fixture(scope="module")
+def script_user() -> Iterator[str]:
+    with ScriptUser() as user:
+        yield user.name
+
+
 @needs_keepalived
-def test_keepalived_failover_moves_the_vip_in_ec2(ec2: Ec2World, ec2_server: object, tmp_path: Path) -> None:
+def test_hardened_keepalived_moves_the_vip_and_hands_it_back_after_a_partition(
+        ec2: Ec2World, ec2_server: object, tmp_path: Path, script_user: str) -> None:
+    """keepalived with enable_script_security runs `cloudvip notify` as keepalived_script (its
+    `keepalived -t` verdicts: test_companion_keepalived_t.py). A partition costs one claim per side, and on healing
+    the master's MASTER_RX_LOWER_PRI takes the VIP back at once (no split-brain hold)."""
     from cloudvip.lab.ec2_emulator import Ec2Server
 
     assert isinstance(ec2_server, Ec2Server)
     topo = Topology("cvk", 2).create()
     site: AwsSite | None = None
+    secure = SecureDir()
     daemons: list[Daemon] = []
     try:
         site = AwsSite(topo, ec2, ec2_server.port)
+        wrapper = notify_wrapper(secure.path)
+        files: list[PairFiles] = []
         for node, prio in zip(topo.nodes, (100, 90), strict=True):
-            conf = tmp_path / f"keepalived-{node.name}.conf"
-            peers = [n for n in topo.nodes if n is not node]
-            extra = f'    notify "{CLOUDVIP} notify -f {conf}"\n' + site.cloud_block("secondary_ip")
-            conf.write_text(f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
-                node, peers, priority=prio, version=3, advert=0.1, extra=extra))  # cloud block last
-            daemons.append(Daemon(topo, node, "companion", conf, tmp_path / "c").start())
-            daemons.append(Daemon(topo, node, "keepalived", conf, tmp_path / "k").start())
+            pair = write_pair_files(tmp_path / node.name, node, [n for n in topo.nodes if n is not node],
+                                    priority=prio, notify=wrapper,
+                                    cloud_block=site.cloud_block("secondary_ip", "        reconcile_interval 2\n"))
+            files.append(pair)
+            companion = Daemon(topo, node, "companion", pair.companion_conf, tmp_path / "c").start()
+            started(topo, companion)  # before keepalived, as the units order them
+            daemons += [companion, Daemon(topo, node, "keepalived", pair.keepalived_conf, tmp_path / "k").start()]
         companion_a, keepalived_a, companion_b, keepalived_b = daemons
         assert topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[0]] and keepalived_a.has_vip(), 15, 0.05), \
             companion_a.log + keepalived_a.log
+        assert f"from root and {script_user}" in companion_a.log
+        assert "keepalived says MASTER (notify)" in companion_a.log  # from the script user's `cloudvip notify`
+
+        # a partition: both keepalived are master, both claim once; healing hands the VIP back to node A
         time.sleep(0.5)
         reset_observations()
-        keepalived_a.kill()  # the whole node: keepalived and its companion
+        for node in topo.nodes:
+            topo.partition_vrrp(node, True)
+        assert topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[1]], 10, 0.05), companion_b.log
+        time.sleep(3)  # node A's companion has seen the peer hold the VIP (a split brain it does not fight)
+        assert ec2.vip_enis(VIP) == [ec2.enis[1]] and writes() == {ec2.enis[1]: 1}
+        for node in topo.nodes:
+            topo.partition_vrrp(node, False)
+        healed = time.monotonic()
+        back = topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[0]], 2 + 2, 0.02)
+        assert back is not None, companion_a.log
+        assert writes() == {ec2.enis[0]: 1, ec2.enis[1]: 1}
+        assert "MASTER_RX_LOWER_PRI" in companion_a.log or "hears a lower priority" in companion_a.log
+        print(f"partition healed: VIP back on node A after {back - healed:.3f} s")
+
+        # node A dies: node B's keepalived takes over, its companion moves the VIP with one write
+        time.sleep(0.5)
+        reset_observations()
+        keepalived_a.kill()
+        companion_a.kill()
         assert topo.wait_for(lambda: ec2.vip_enis(VIP) == [ec2.enis[1]], 10, 0.05), \
             companion_b.log + keepalived_b.log
         assert writes() == {ec2.enis[1]: 1}
-        assert "keepalived says MASTER (notify): taking the VIP" in companion_b.log
         assert keepalived_b.has_vip()  # keepalived carries the address; the companion left the host alone
     finally:
         for d in daemons:
@@ -178,3 +311,4 @@ def test_keepalived_failover_moves_the_vip_in_ec2(ec2: Ec2World, ec2_server: obj
         if site:
             site.close()
         topo.destroy()
+        secure.close()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from cloudvip.config.model import Notifiers, ScriptCommand
 from cloudvip.notify import Fifo, Notifier, NotifyEvent, commands_for, fifo_line
-from cloudvip.scripts import ScriptRunner
+from cloudvip.config import loads
+from cloudvip.scripts import RunAs, ScriptRunner
 
 
 def cmd(raw: str) -> ScriptCommand:
@@ -18,9 +19,21 @@ def cmd(raw: str) -> ScriptCommand:
 def test_specific_script_gets_only_its_configured_arguments_then_generic_gets_four() -> None:
     n = Notifiers(master=cmd("/n.sh master"), generic=cmd("/all.sh"))
     ev = NotifyEvent("INSTANCE", "VI_1", "MASTER", 50)
-    assert commands_for(n, ev) == [("/n.sh", "master"), ("/all.sh", "INSTANCE", "VI_1", "MASTER", "50")]
+    assert commands_for(n, ev) == [(("/n.sh", "master"), None), (("/all.sh", "INSTANCE", "VI_1", "MASTER", "50"), None)]
     assert commands_for(n, NotifyEvent("INSTANCE", "VI_1", "BACKUP", 90)) == [
-        ("/all.sh", "INSTANCE", "VI_1", "BACKUP", "90")]
+        (("/all.sh", "INSTANCE", "VI_1", "BACKUP", "90"), None)]
+
+
+def test_a_notify_script_runs_as_the_user_its_line_names() -> None:
+    cfg = loads('vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n'
+                ' notify_master "/n.sh master" nobody nogroup\n notify /all.sh daemon\n}\n')
+    n = cfg.instances[0].notify
+    assert n.master == ScriptCommand("/n.sh master", ("/n.sh", "master"), "nobody", "nogroup")
+    ev = NotifyEvent("INSTANCE", "VI_1", "MASTER", 100)
+    assert commands_for(n, ev) == [(("/n.sh", "master"), RunAs("nobody", "nogroup")),
+                                   (("/all.sh", "INSTANCE", "VI_1", "MASTER", "100"), RunAs("daemon"))]
+    # keepalived reads the word after an unquoted command as the user: said, not hidden
+    assert any("/all.sh runs as user 'daemon', as keepalived reads it" in str(d) for d in cfg.diagnostics)
 
 
 def test_fifo_line_format_matches_keepalived() -> None:
