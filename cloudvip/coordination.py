@@ -11,7 +11,7 @@ from .config import Config, TrackRef, VrrpScript, settings_key
 from .config.model import SyncGroup as SyncGroupConfig
 from .health import Check, FileWatch, make_check
 from .notify import Fifo, Notifier, NotifyEvent, run_as_of
-from .scripts import ScriptRunner, default_run_as
+from .scripts import RunAs, ScriptError, ScriptRunner, default_run_as
 from .state_machine import Notify, State
 from .sync_group import SyncGroup, group_state
 from .tracking import TrackState, file_value, weighted
@@ -31,9 +31,10 @@ class Coordinator:
                                    secure=gd.enable_script_security)
         fifo = None
         if gd.notify_fifo:
+            owner = RunAs(gd.notify_fifo_user, gd.notify_fifo_group) if gd.notify_fifo_user else self.runner.run_as
             try:
-                fifo = Fifo(gd.notify_fifo)
-            except OSError as exc:
+                fifo = Fifo(gd.notify_fifo, owner if owner.refused is None else RunAs())
+            except (OSError, ScriptError) as exc:
                 log.error("notify_fifo %s unusable, FIFO notifications off: %s", gd.notify_fifo, exc)
         self.notifier = Notifier(self.runner, fifo)
         self.checks: dict[str, Check] = {}

@@ -59,15 +59,19 @@ def fifo_line(ev: NotifyEvent) -> str:
 
 
 class Fifo:
-    """keepalived's notify_fifo: created if missing, held open read-write so writes never
-    block or fail for lack of a reader; a full pipe drops the line (counted)."""
+    """keepalived's notify_fifo: created if missing as keepalived does (mode 0644, owned by the
+    FIFO's user: its notify_fifo_script, run as that user, reads it), held open read-write so
+    writes never block or fail for lack of a reader; a full pipe drops the line (counted)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, owner: RunAs | None = None) -> None:
         self.path = Path(path)
         self.dropped = 0
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.mkfifo(self.path, 0o600)
+            os.mkfifo(self.path, 0o644)
+            uid, gid = (owner or RunAs()).ids()
+            if uid is not None and uid != os.geteuid():
+                os.chown(self.path, uid, -1 if gid is None else gid)
         elif not stat.S_ISFIFO(self.path.stat().st_mode):
             raise OSError(errno.EEXIST, f"{path} exists and is not a FIFO")
         self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -31,6 +31,8 @@ class GlobalDefs:
     script_group: str | None = None
     enable_script_security: bool = False
     notify_fifo: str | None = None
+    notify_fifo_user: str | None = None  # who owns the FIFO keepalived creates (default: the script user)
+    notify_fifo_group: str | None = None
     notify_fifo_script: ScriptCommand | None = None
     vrrp_version: int = 2
     garp_master_delay: int = 5

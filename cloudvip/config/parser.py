@@ -94,7 +94,9 @@ class Parser:
                     into["script_user"] = user
                     into["script_group"] = node.args[1].text if len(node.args) > 1 else None
             elif k in ("notify_fifo", "vrrp_notify_fifo"):
-                into["notify_fifo"] = v._arg(node, "a FIFO path")
+                into["notify_fifo"] = v._arg(node, "a FIFO path [USER [GROUP]]")
+                into["notify_fifo_user"] = node.args[1].text if len(node.args) > 1 else None
+                into["notify_fifo_group"] = node.args[2].text if len(node.args) > 2 else None
             elif k in ("notify_fifo_script", "vrrp_notify_fifo_script"):
                 into["notify_fifo_script"] = v.notify_command(node)
             elif k in IGNORED_GLOBAL:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudvip.scripts import RunAs, ScriptError, ScriptRunner, insecure_component
+from cloudvip.scripts import DEFAULT_SCRIPT_USER, RunAs, ScriptError, ScriptRunner, default_run_as, insecure_component
 
 
 def script(tmp_path: Path, body: str, name: str = "s.sh") -> Path:
@@ -124,3 +124,65 @@ def test_runs_as_the_script_user() -> None:
         assert int(out.read_text()) == pwd.getpwnam("nobody").pw_uid
     finally:
         shutil.rmtree(d)
+
+
+def test_scripts_get_a_minimal_environment_without_the_agents_secrets(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("HCLOUD_TOKEN", "hc-secret"), ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+                        ("AWS_SESSION_TOKEN", "aws-session"), ("NOTIFY_SOCKET", "/run/systemd/notify"),
+                        ("LANG", "C.UTF-8"), ("LC_ALL", "C"), ("TZ", "UTC")):
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "env"
+    s = script(tmp_path, f"env > {out}\n")
+    assert run(ScriptRunner().run((str(s),), 5)).ok
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert not {"HCLOUD_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "NOTIFY_SOCKET"} & set(env)
+    assert "secret" not in out.read_text()
+    assert env["LANG"] == "C.UTF-8" and env["LC_ALL"] == "C" and env["TZ"] == "UTC" and env["PATH"]
+
+
+def test_script_security_never_falls_back_to_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cloudvip.scripts.user_exists", lambda name: False)
+    refused = default_run_as(None, None, secure=True)
+    with pytest.raises(ScriptError, match="never as root by fallback"):
+        run(ScriptRunner(refused, secure=True).run(("true",), 5))
+    assert default_run_as(None, None, secure=False) == RunAs()  # keepalived: itself, without script security
+    assert default_run_as("nobody", "nogroup", secure=True) == RunAs("nobody", "nogroup")
+    monkeypatch.setattr("cloudvip.scripts.user_exists", lambda name: name == DEFAULT_SCRIPT_USER)
+    assert default_run_as(None, None, secure=True) == RunAs(DEFAULT_SCRIPT_USER)
+    assert default_run_as(None, None, secure=False) == RunAs(DEFAULT_SCRIPT_USER)
+
+
+def _swap_during_check(monkeypatch: pytest.MonkeyPatch, swap: object) -> None:
+    """Run `swap` in the middle of the security check (after the file was opened), as an
+    attacker racing the agent would."""
+    def check_then_swap(path: Path) -> None:
+        swap()  # type: ignore[operator]
+        return None
+    monkeypatch.setattr("cloudvip.scripts.insecure_component", check_then_swap)
+
+
+def test_the_file_checked_is_the_file_run_whatever_the_symlink_says_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "ran"
+    good = script(tmp_path, f"echo good > {out}\n", "good.sh")
+    evil = script(tmp_path, f"echo evil > {out}\n", "evil.sh")
+    link = tmp_path / "check"
+    link.symlink_to(good)
+
+    def swap() -> None:
+        link.unlink()
+        link.symlink_to(evil)
+    _swap_during_check(monkeypatch, swap)
+    assert run(ScriptRunner(secure=True).run((str(link),), 5)).ok
+    assert out.read_text() == "good\n"
+
+
+def test_a_file_replaced_during_the_check_is_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "ran"
+    good = script(tmp_path, f"echo good > {out}\n", "good.sh")
+    evil = script(tmp_path, f"echo evil > {out}\n", "evil.sh")
+    _swap_during_check(monkeypatch, lambda: os.replace(evil, good))
+    with pytest.raises(ScriptError, match="replaced while it was being checked"):
+        run(ScriptRunner(secure=True).run((str(good),), 5))
+    assert not out.exists()

@@ -33,8 +33,11 @@ class FakeProvider(Provider):
         finally:
             self.in_flight -= 1
 
-    async def take(self) -> None:
+    claims = True  # False: like a cloud provider that found the node no longer master (no claim)
+
+    async def take(self) -> bool:
         await self._op("take")
+        return self.claims
 
     async def release(self) -> None:
         await self._op("release")
@@ -376,3 +379,24 @@ def test_becoming_master_again_ends_a_hand_over_grace_at_once() -> None:
         return p.calls, took
     calls, took = run(go())
     assert calls == ["take", "release", "take"] and took < 1.0, (calls, took)  # no yield_to, no 5 s
+
+
+def test_a_take_that_made_no_claim_is_not_a_hold() -> None:
+    """Next to keepalived, a late MASTER event finds keepalived no longer master: the provider
+    makes no claim, and the mover must not think (nor report) it holds the VIP."""
+    async def go() -> VipMover:
+        p = FakeProvider()
+        p.claims = False
+        p.reconcile_interval = 0.05
+        p.cloud = HolderInfo(Holder.PEER, "eni-peer")
+        m = mover(p)
+        m.want(True)
+        assert await m.settle(1)  # nothing more to do until the wish changes: no retry loop
+        await asyncio.sleep(0.2)  # reconciliation rounds: none counts a split brain for a VIP we do not hold
+        assert p.calls == ["take"]
+        await m.stop()
+        return m
+
+    m = run(go())
+    assert m.actual is False and m.stats.holder != Holder.SELF.value
+    assert m.stats.split_brain == 0 and m.stats.reasserts == 0
