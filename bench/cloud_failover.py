@@ -7,6 +7,11 @@ calling the `notify_master` script people write, same run, same emulated API on 
 - hetzner: floating_ip on cloudvip/lab/hcloud_emulator.py; the script `curl`s
   POST /v1/floating_ips/{id}/actions/assign.
 
+The companion kinds run keepalived as distributions harden it (enable_script_security,
+notify scripts as keepalived_script), its keepalived.conf free of cloudvip keywords, the cloud
+block in the companion file: `cloudvip notify` runs as keepalived_script (the system Python, for
+the pyenv one under /root is closed to that user), or keepalived writes its notify_fifo.
+
 Two nodes in namespaces (VRRPv3, advert_int 0.1). Each run SIGKILLs the master (node1) and
 times, on CLOCK_MONOTONIC (shared by every process and namespace):
 - "becomes master": node2's first advert, seen by a probe in a third namespace node2 also sends to;
@@ -42,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from common import stats  # noqa: E402
 
 from cloudvip.lab.daemons import Daemon, instance_block  # noqa: E402
+from cloudvip.lab.hardened_keepalived import ScriptUser, SecureDir, notify_wrapper, write_pair_files  # noqa: E402
 from cloudvip.lab.probe import Probe  # noqa: E402
 from cloudvip.lab.topology import Node, Topology  # noqa: E402
 
@@ -199,37 +205,43 @@ def awscli() -> Path:
     return aws
 
 
-def config(kind: str, cloud: Cloud, node: Node, i: int, peers: list[Node], priority: int, work: Path) -> str:
+def config(kind: str, cloud: Cloud, node: Node, i: int, peers: list[Node], priority: int,
+           work: Path, notify: Path) -> dict[str, Path]:
+    """The config file of each daemon of this kind on this node."""
+    if kind in ("companion", "fifo"):  # a hardened keepalived; the companion reads its own file
+        fifo = work / f"{kind}-{node.name}" / "notify.fifo" if kind == "fifo" else None
+        pair = write_pair_files(work / f"{kind}-{node.name}", node, peers, priority=priority,
+                                cloud_block=cloud.cloud_block(), notify=notify, vip=f"{cloud.vip}/32", fifo=fifo,
+                                **WIRE)  # type: ignore[arg-type]
+        if fifo is not None:  # the FIFO alone carries the events
+            text = pair.keepalived_conf.read_text()
+            pair.keepalived_conf.write_text("\n".join(line for line in text.splitlines() if str(notify) not in line))
+        return {"companion": pair.companion_conf, "keepalived": pair.keepalived_conf}
     conf = work / f"{kind}-{node.name}.conf"
     if kind == "cloudvip":
-        extra = cloud.cloud_block()
-    elif kind == "companion":  # keepalived's notify hands the event over; the cloud block last
-        extra = f'    notify "{Path(sys.executable).parent / "cloudvip"} notify -f {conf}"\n' + cloud.cloud_block()
-    elif kind == "fifo":  # keepalived writes its notify_fifo, the companion reads it: no process per event
         extra = cloud.cloud_block()
     else:
         script = work / f"notify_master-{node.name}.sh"
         script.write_text(cloud.notify_script(i))
         script.chmod(0o755)
         extra = f"    notify_master {script}\n"
-    fifo = f"    notify_fifo {work / f'fifo-{node.name}'}\n" if kind == "fifo" else ""
-    conf.write_text(f"global_defs {{\n    router_id {node.name}\n    script_user root\n{fifo}}}\n\n"
+    conf.write_text(f"global_defs {{\n    router_id {node.name}\n    script_user root\n}}\n\n"
                     + instance_block(node, peers, priority=priority, vip=f"{cloud.vip}/32", extra=extra,
                                      **WIRE))  # type: ignore[arg-type]
-    return conf
+    return {kind: conf}
 
 
 class Node_:
     """What runs on one node for a kind: an agent, a keepalived, or a keepalived and its companion."""
 
-    def __init__(self, kind: str, topo: Topology, node: Node, conf: Path, work: Path) -> None:
-        kinds = {"cloudvip": ["cloudvip"], "keepalived": ["keepalived"],
-                 "companion": ["companion", "keepalived"], "fifo": ["companion", "keepalived"]}[kind]
-        self.daemons = [Daemon(topo, node, k, conf, work / k, log_level="info") for k in kinds]
+    def __init__(self, kind: str, topo: Topology, node: Node, confs: dict[str, Path], work: Path) -> None:
+        self.daemons = [Daemon(topo, node, k, conf, work / k, log_level="info") for k, conf in confs.items()]
 
     def start(self) -> None:
         for d in self.daemons:
             d.start()
+            if d.kind == "companion":  # ready before keepalived, as the units order them
+                d.topo.wait_for(lambda d=d: "cloudvip companion:" in d.log, 15, 0.02)  # type: ignore[misc]
 
     def kill(self) -> None:
         self.daemons[-1].kill()  # every process in the namespace: the whole node
@@ -245,11 +257,12 @@ class Node_:
         return "\n".join(d.log for d in self.daemons)
 
 
-def runs(kind: str, topo: Topology, cloud: Cloud, watcher: Node, work: Path, count: int) -> list[dict[str, float]]:
+def runs(kind: str, topo: Topology, cloud: Cloud, watcher: Node, work: Path, count: int,
+         notify: Path) -> list[dict[str, float]]:
     """`watcher`: node2 also sends its adverts there, where a probe times them."""
     n1, n2 = topo.nodes
-    master = Node_(kind, topo, n1, config(kind, cloud, n1, 0, [n2], 100, work), work)
-    backup = Node_(kind, topo, n2, config(kind, cloud, n2, 1, [n1, watcher], 90, work), work)
+    master = Node_(kind, topo, n1, config(kind, cloud, n1, 0, [n2], 100, work, notify), work)
+    backup = Node_(kind, topo, n2, config(kind, cloud, n2, 1, [n1, watcher], 90, work, notify), work)
     probe = Probe(topo, watcher)
     out: list[dict[str, float]] = []
     sequences: set[str] = set()
@@ -317,15 +330,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cloud: Cloud = Aws() if args.cloud == "aws" else Hetzner()
     results: dict[str, list[dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="cloudvip-bench-") as tmp, Topology("cvcb", 2) as topo:
+    secure = SecureDir("cloudvip-bench-")
+    with tempfile.TemporaryDirectory(prefix="cloudvip-bench-") as tmp, Topology("cvcb", 2) as topo, ScriptUser():
         cloud.open(topo, Path(tmp))
         try:
             print(f"script tool: {cloud.script_tool}")
             watcher = topo.add_host("w", 60)
+            notify = notify_wrapper(secure.path)
             for kind in ("cloudvip", "companion", "fifo", "keepalived"):
-                results[kind] = runs(kind, topo, cloud, watcher, Path(tmp), args.runs)
+                results[kind] = runs(kind, topo, cloud, watcher, Path(tmp), args.runs, notify)
         finally:
             cloud.close()
+            secure.close()
 
     k, c, m, f = results["keepalived"], results["cloudvip"], results["companion"], results["fifo"]
     tool = cloud.script_tool.split()[0]

@@ -285,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                       choices=["secondary_ip", "elastic_ip", "route_table", "floating_ip", "alias_ip"],
                       help="how the VIP moves: aws secondary_ip (default), elastic_ip, route_table; "
                            "hetzner floating_ip (default), alias_ip")
+    demo.add_argument("--companion", action="store_true",
+                      help="with --cloud: a hardened stock keepalived elects, a cloudvip companion moves the VIP")
     demo.set_defaults(func=lab)
     return parser
 

@@ -10,8 +10,10 @@ An event says *that* keepalived changed, not reliably *what* it is now: keepaliv
 notify scripts unordered, so two of them can arrive swapped. Keepalived carries the VIPs on the
 host exactly while it is master, so the companion follows the host: at each event, and once more
 a moment after the last one of a burst. Moves are serialized per instance, the latest state
-wins, with the agent's retries and reconciliation; MASTER_RX_LOWER_PRI (a master hearing a
-lower priority, after a partition) re-asserts the VIP if the other node had claimed it.
+wins, with the agent's retries and reconciliation. After a partition both nodes claimed the VIP;
+when it heals, whichever side learns first sets it right: the master's MASTER_RX_LOWER_PRI
+(it hears the other's lower priority) re-asserts, and a node that steps down to BACKUP while
+the cloud still points to it hands the VIP to its peer, as the agent does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from .companion_events import Event, EventError, State, parse_line
 from .config import Config, ConfigError, VrrpInstance
+from .config.model import IPAddress
 from .hostnet import HostNetwork
 from .notify import run_as_of
 from .provider import ProviderContext, load_checked, load_provider, provider_name
@@ -84,6 +87,11 @@ def notify_users(cfg: Config) -> dict[int, str]:
     return users
 
 
+def sole_peer(inst: VrrpInstance) -> IPAddress | None:
+    """The master a BACKUP stepped down for, when the instance has one peer; None: unknown."""
+    return inst.unicast_peers[0].address if len(inst.unicast_peers) == 1 else None
+
+
 def private_tmp(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
     """The private /tmp or /var/tmp (systemd's PrivateTmp=true: a directory bind-mounted over it)
     that `path` lies in: there this process sees its own FIFO, never keepalived's."""
@@ -132,8 +140,11 @@ class Companion:
         return f"queued {ev.name} {ev.state.value}"
 
     def _follow(self, inst: VrrpInstance, said: State) -> None:
+        mover = self.movers[inst.name]
+        if said is State.MASTER or not inst.vips:
+            # at once: a claim checks that keepalived carries the VIP right before it writes
+            mover.want(said is State.MASTER)
         if not inst.vips:  # nothing on the host to tell the truth: the event decides
-            self.movers[inst.name].want(said is State.MASTER)
             return
         task = self._followers.get(inst.name)
         if task is not None:
@@ -141,16 +152,19 @@ class Companion:
         self._followers[inst.name] = asyncio.create_task(self._follow_host(inst, said), name=f"follow-{inst.name}")
 
     async def _follow_host(self, inst: VrrpInstance, said: State) -> None:
-        """Want the VIP exactly while keepalived carries it: now, and RECHECK after the burst."""
+        """Want the VIP exactly while keepalived carries it: now (a MASTER is wanted already) and
+        RECHECK after the last event of a burst."""
         mover = self.movers[inst.name]
-        for delay in (0.0, RECHECK):
+        for delay in ((RECHECK,) if said is State.MASTER else (0.0, RECHECK)):
             await asyncio.sleep(delay)
             carries = await self.host.carries(inst)
             if carries != (said is State.MASTER):
                 log.info("%s: keepalived said %s but %s the VIP: following the host (events out of order)",
                          inst.name, said.value, "carries" if carries else "does not carry")
             if carries != mover.desired:
-                mover.want(carries)
+                # stepped down for a master (BACKUP): after a partition the cloud may still point to us,
+                # and that master may never hear us to re-assert; hand it over when we know who it is
+                mover.want(carries, yield_to=sole_peer(inst) if said is State.BACKUP else None)
             said = State.MASTER if carries else State.BACKUP
 
     async def run(self) -> int:

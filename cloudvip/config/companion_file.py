@@ -20,7 +20,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from .diagnostics import ConfigError, Diagnostics, Location
 from .model import CloudBlock, Config, VrrpInstance
@@ -138,6 +138,11 @@ def load_companion(path: Path, nodes: list[Node], diags: Diagnostics, files: tup
             diags.error(entry.loc, f"vrrp_instance {entry.name} of {kpath} has no virtual_ipaddress: keepalived "
                                    "carries no VIP for the cloud to follow", f"a virtual_ipaddress at {inst.loc}")
             continue
+        if kcfg.global_defs.notify_fifo is None and inst.notify.master_rx_lower_pri is None:
+            diags.warning(inst.loc, f"vrrp_instance {inst.name} has no notify_master_rx_lower_pri (and there is no "
+                                    "notify_fifo): after a partition the VIP may stay with the node that steps down "
+                                    "until the split-brain hold ends; add notify_master_rx_lower_pri "
+                                    f'"/usr/local/bin/cloudvip notify master_rx_lower_pri {inst.name}"')
         merged[inst.name] = replace(inst, cloud=entry.cloud)
     if diags.errors:
         raise ConfigError(sorted(diags.items, key=lambda d: d.loc))
@@ -156,13 +161,14 @@ class KeepalivedVerdict:
     inconclusive: bool = False
 
 
-def keepalived_accepts(conf: Path, keepalived: str = "keepalived") -> KeepalivedVerdict:
-    """`keepalived -t -f CONF`, as a config-management tool validates the file before installing it."""
+def keepalived_accepts(conf: Path, keepalived: str = "keepalived", wrapper: Sequence[str] = ()) -> KeepalivedVerdict:
+    """`keepalived -t -f CONF`, as a config-management tool validates the file before installing it.
+    `wrapper`: where to run it (e.g. `ip netns exec NS`: keepalived checks that the interfaces exist)."""
     exe = shutil.which(keepalived)
     if exe is None:
         return KeepalivedVerdict(ran=False)
     try:
-        done = subprocess.run([exe, "-t", "-l", "-f", str(conf)], capture_output=True, text=True,
+        done = subprocess.run([*wrapper, exe, "-t", "-l", "-f", str(conf)], capture_output=True, text=True,
                               timeout=KEEPALIVED_T_TIMEOUT, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return KeepalivedVerdict(ran=True, ok=False, output=str(exc))

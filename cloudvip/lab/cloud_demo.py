@@ -254,6 +254,37 @@ class CloudLab(Lab):
             self.say(f"{failed} FAILED; {self.view()}")
         return done
 
+    def elect(self, what: str) -> bool:
+        for i in range(2):
+            self.start(i)
+        self.say(f"started {what}")
+        if self.step(0, 10, "election") is None:
+            return False
+        self.say(f"election: {self.view()}")
+        return True
+
+    def kill_master(self, what: str) -> float | None:
+        """SIGKILL node1 (`what` runs there) and take its link down: seconds until node2 owns the VIP."""
+        time.sleep(1.5)
+        self.cloud.reset_writes()
+        self.say(f"node1 (the master) dies: SIGKILL of {what} and its link down")
+        killed = time.monotonic()
+        self.stop(0, signal.SIGKILL)
+        self.topo.set_link(self.topo.nodes[0], False)
+        moved = self.step(1, master_down_interval(2, 90, 100) + 5, "failover")
+        return None if moved is None else moved - killed
+
+    def restart_node1(self, what: str) -> bool:
+        self.cloud.reset_writes()
+        self.say(f"restarting node1: {what} comes back as BACKUP and preempts")
+        self.agents[0].drop_vip(f"{self.cloud.vip}/{self.prefix}")
+        self.topo.set_link(self.topo.nodes[0], True)
+        self.start(0)
+        if self.step(0, master_down_interval(2, 100, 100) + 5, "preemption") is None:
+            return False
+        self.say(f"preemption: {self.view()}")
+        return True
+
     def run(self) -> int:
         print("cloudvip lab: starting the cloud API emulator on 127.0.0.1")
         lines = self.cloud.open(self.topo.create(), self.workdir)
@@ -263,23 +294,12 @@ class CloudLab(Lab):
             print(f"  node{i + 1} {node.ip} priority {self.priorities[i]}: {lines[i]}")
         print(f"  VIP {self.cloud.vip}; node1's config ({self.agents[0].conf}):\n")
         print("    " + self.config(0).replace("\n", "\n    "))
-        for i in range(2):
-            self.start(i)
-        self.say("started 2 agents")
-        if self.step(0, 10, "election") is None:
+        if not self.elect("2 agents"):
             return 1
-        self.say(f"election: {self.view()}")
-
-        time.sleep(1.5)
-        self.cloud.reset_writes()
-        self.say("node1 (the master) dies: SIGKILL of its agent and its link down")
-        killed = time.monotonic()
-        self.stop(0, signal.SIGKILL)
-        self.topo.set_link(self.topo.nodes[0], False)
-        moved = self.step(1, master_down_interval(2, 90, 100) + 5, "failover")
-        if moved is None:
+        failover = self.kill_master("its agent")
+        if failover is None:
             return 1
-        self.say(f"failover: {moved - killed:.3f} s after the kill (Master_Down_Interval "
+        self.say(f"failover: {failover:.3f} s after the kill (Master_Down_Interval "
                  f"{master_down_interval(2, 90, 100):.3f} s after node1's last advert); {self.view()}")
 
         self.say("someone removes the VIP in the cloud behind the agents' back")
@@ -290,15 +310,8 @@ class CloudLab(Lab):
         if back is None:
             return 1
         self.say(f"reconciliation (every {RECONCILE:g} s) re-asserted it {back - removed:.3f} s later; {self.view()}")
-
-        self.cloud.reset_writes()
-        self.say("restarting node1: it comes back as BACKUP and preempts")
-        self.agents[0].drop_vip(f"{self.cloud.vip}/{self.prefix}")
-        self.topo.set_link(self.topo.nodes[0], True)
-        self.start(0)
-        if self.step(0, master_down_interval(2, 100, 100) + 5, "preemption") is None:
+        if not self.restart_node1("it"):
             return 1
-        self.say(f"preemption: {self.view()}")
 
         time.sleep(1.5)
         self.cloud.reset_writes()
@@ -337,4 +350,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     cloud: EmulatedCloud = Aws(mode) if args.cloud == "aws" else Hetzner(mode)
     with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp:
+        if args.companion:
+            from .companion_demo import CompanionLab
+
+            return run_lab(CompanionLab(Path(tmp), cloud))
         return run_lab(CloudLab(Path(tmp), cloud))

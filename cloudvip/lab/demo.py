@@ -179,6 +179,9 @@ def main(args: argparse.Namespace) -> int:
         print("cloudvip lab needs root: it creates network namespaces, veth pairs and a bridge "
               "(run it as root, e.g. `sudo make lab`)", file=sys.stderr)
         return 2
+    if getattr(args, "companion", False) and args.cloud is None:
+        print("cloudvip lab --companion moves the VIP through a cloud: add --cloud aws (or hetzner)", file=sys.stderr)
+        return 2
     if args.cloud is not None:
         from .cloud_demo import main as cloud_main
 

@@ -108,3 +108,11 @@ def test_check_config_summarises_the_pair(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert f"companion.conf: OK, 1 instance (companion file for {DATA / 'keepalived.conf'})" in out
     assert "cloud: aws" in out
+
+
+def test_an_instance_without_a_way_to_hear_master_rx_lower_pri_is_named(tmp_path: Path) -> None:
+    cfg = load_checked(pair(tmp_path, "keepalived_config keepalived.conf\n" + CLOUD))
+    assert [d.message for d in cfg.diagnostics if "notify_master_rx_lower_pri" in d.message] == [
+        "vrrp_instance VI_1 has no notify_master_rx_lower_pri (and there is no notify_fifo): after a partition the "
+        "VIP may stay with the node that steps down until the split-brain hold ends; add notify_master_rx_lower_pri "
+        '"/usr/local/bin/cloudvip notify master_rx_lower_pri VI_1"']
