@@ -31,6 +31,7 @@ from .companion_events import Event, EventError, State, parse_line
 from .config import Config, ConfigError, VrrpInstance
 from .config.model import IPAddress
 from .hostnet import HostNetwork
+from .logs import worth_logging
 from .notify import run_as_of
 from .provider import ProviderContext, load_checked, load_provider, provider_name
 from .scripts import RunAs, ScriptError, default_run_as
@@ -116,6 +117,7 @@ class Companion:
         self.movers: dict[str, VipMover] = {}
         self.instances: dict[str, VrrpInstance] = {}
         self.allowed: dict[int, str] = {}  # besides root: who may send events (keepalived's script users)
+        self.refused = 0  # clients refused for their uid
         self.host = HostNetwork()
         self.service = ServiceManager()
         self._stop = asyncio.Event()
@@ -269,7 +271,9 @@ class Companion:
             line = (await asyncio.wait_for(reader.readline(), 2.0)).decode(errors="replace").strip()
             if refused is not None:
                 answer = f"error: not allowed: {refused}"
-                log.warning("notify: event refused: %s", refused)
+                self.refused += 1
+                if worth_logging(self.refused):  # a local user must not flood the journal
+                    log.warning("notify: event refused: %s (%d so far)", refused, self.refused)
             else:
                 try:
                     answer = self.handle(parse_line(line), "notify")
