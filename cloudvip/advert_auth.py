@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
+
+from .private_files import PrivateFileError, read_private
 
 IPAddress = IPv4Address | IPv6Address
 MAGIC, VERSION = b"CV", 1
@@ -64,18 +64,11 @@ def parse_keys(text: str, name: str) -> Keys:
 
 
 def load_keys(path: str) -> Keys:
-    """The keys of a root-only file (refused if group or others may read it)."""
+    """The keys of a private file (see private_files: owner root or ours, no access for others)."""
     try:
-        st = os.stat(path)
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyFileError(f"{path}: accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
-                               f"chmod 600 {path}")
-        with open(path, encoding="ascii") as fh:
-            return parse_keys(fh.read(), path)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise KeyFileError(f"{path}: not text (expected `ID HEX` lines)") from None
+        return parse_keys(read_private(path, encoding="ascii"), path)
+    except PrivateFileError as exc:
+        raise KeyFileError(f"{exc} (expected `ID HEX` lines)" if str(exc).endswith("not text") else str(exc)) from None
 
 
 def _mac(key: bytes, src: IPAddress, vrrp: bytes, header: bytes) -> bytes:

@@ -33,12 +33,14 @@ DEFAULT_PROVIDER = "linux"
 
 class ProviderError(Exception):
     """A failed provider call. `retryable`: worth trying again (throttling, 5xx, timeouts);
-    `retry_after`: the API said how long to wait at least (rate-limit headers)."""
+    `retry_after`: the API said how long to wait at least (rate-limit headers); `code`: the
+    API's own error code, where it gave one."""
 
-    def __init__(self, message: str, *, retryable: bool = True, retry_after: float = 0.0) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float = 0.0, code: str = "") -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.code = code
 
 
 class Holder(str, Enum):

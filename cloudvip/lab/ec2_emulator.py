@@ -14,6 +14,9 @@ moto is fast and faithful for most of EC2, but (see shared notes, cloud-facts):
    address that is not the ENI's; `DescribeAddresses` shows no `InstanceId` when the EIP was
    associated by ENI. EC2 binds the given private IP (refusing one the ENI does not have) and
    reports the ENI's instance.
+4. `CreateRoute` to a network interface overwrites a route the table already has for that
+   destination; EC2 refuses with `RouteAlreadyExists` (two nodes racing to create the VIP's
+   route: the second must replace it).
 
 `apply()` patches moto's classes in this process (moto's threaded server runs in-process), so
 a provider that relied on moto's behaviour fails here as it would on AWS. Each fix is pinned
@@ -249,6 +252,23 @@ def _fix_elastic_ip_private_address() -> None:
     _patch(ElasticIPAddresses, associate_address=associate_response)
 
 
+def _fix_create_route_over_an_existing_one() -> None:
+    from moto.ec2.exceptions import RouteAlreadyExistsError
+    from moto.ec2.models.route_tables import RouteBackend
+
+    original = RouteBackend.create_route
+
+    def create_route(self: Any, route_table_id: str, destination_cidr_block: str | None,
+                     *args: Any, **kwargs: Any) -> Any:
+        if destination_cidr_block:
+            table = self.get_route_table(route_table_id)
+            if any(r.destination_cidr_block == destination_cidr_block and not r.local
+                   for r in table._routes.values()):
+                raise RouteAlreadyExistsError(destination_cidr_block)
+        return original(self, route_table_id, destination_cidr_block, *args, **kwargs)
+    _patch(RouteBackend, create_route=create_route)
+
+
 def apply() -> None:
     global _applied
     if _applied:
@@ -256,6 +276,7 @@ def apply() -> None:
     _observe_calls()
     _fix_eni_filters_and_reassignment()
     _fix_elastic_ip_private_address()
+    _fix_create_route_over_an_existing_one()
     _applied = True
 
 

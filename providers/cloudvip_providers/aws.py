@@ -33,7 +33,7 @@ def classify(exc: Exception) -> ProviderError:
         code = str(err.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         retryable = code in RETRYABLE_CODES or status >= 500 or status == 429
-        return ProviderError(f"{code or status}: {err.get('Message', exc)}", retryable=retryable)
+        return ProviderError(f"{code or status}: {err.get('Message', exc)}", retryable=retryable, code=code)
     if isinstance(exc, BotoCoreError):
         return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)
     return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)
@@ -194,6 +194,15 @@ class AwsProvider(CloudProvider):
                     dest = f"{vip}/32"
                     if present.get(dest) == eni:
                         continue  # this table already points to us: no write
-                    op = "replace_route" if dest in present else "create_route"
-                    await self._call(op, RouteTableId=table["RouteTableId"], DestinationCidrBlock=dest,
-                                     NetworkInterfaceId=eni)
+                    route = {"RouteTableId": table["RouteTableId"], "DestinationCidrBlock": dest,
+                                             "NetworkInterfaceId": eni}
+                    if dest in present:
+                        await self._call("replace_route", **route)
+                        continue
+                    try:
+                        await self._call("create_route", **route)
+                    except ProviderError as exc:
+                        if exc.code != "RouteAlreadyExists":
+                            raise
+                        # another node created it since we read the table: point it to `eni` now
+                        await self._call("replace_route", **route)

@@ -1,7 +1,8 @@
 """EC2 instance metadata, IMDSv2 (token first, short timeouts); IMDSv1 only if configured.
 
 Honours AWS_EC2_METADATA_SERVICE_ENDPOINT as botocore does, so tests point it at a local
-fake; nothing here ever falls back to 169.254.169.254 when an endpoint is given.
+fake; nothing here ever falls back to 169.254.169.254 when an endpoint is given, and nothing
+goes through a proxy.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+
+from .metadata_http import open_direct
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 TOKEN_TTL = 21600
@@ -37,7 +40,7 @@ class Imds:
     def _request(self, method: str, path: str, headers: dict[str, str]) -> str:
         req = urllib.request.Request(f"{self.endpoint}/latest/{path}", method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - fixed scheme
+            with open_direct(req, self.timeout) as resp:
                 return str(resp.read().decode())
         except urllib.error.HTTPError as exc:
             raise ImdsError(f"IMDS {method} {path}: HTTP {exc.code}") from None

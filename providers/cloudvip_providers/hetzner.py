@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
-import urllib.request
 from ipaddress import ip_address, ip_network
 from typing import Any, Callable, TypeVar
 
 from cloudvip.config.model import IPAddress
+from cloudvip.private_files import PrivateFileError, read_private
 from cloudvip.provider import ProviderContext, ProviderError
 
 from . import hetzner_settings
 from .cloud import MALFORMED, CloudProvider, reads_answers, unreadable
 from .hetzner_settings import API
+from .metadata_http import open_direct
 
 T = TypeVar("T")
 RETRYABLE_CODES = {"rate_limit_exceeded", "conflict", "locked", "timeout", "bad_gateway", "service_error",
@@ -35,14 +35,9 @@ def read_token(path: str | None) -> str:
             raise ProviderError("no API token: set token_file in the cloud block or HCLOUD_TOKEN", retryable=False)
         return token
     try:
-        st = os.stat(path)
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ProviderError(f"token file {path} is accessible by group or others (mode "
-                                f"{stat.S_IMODE(st.st_mode):04o}): chmod 600 {path}", retryable=False)
-        with open(path, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        raise ProviderError(f"token file {path}: {exc.strerror}", retryable=False) from None
+        token = read_private(path).strip()
+    except PrivateFileError as exc:
+        raise ProviderError(f"token file {exc}", retryable=False) from None
     if not token:
         raise ProviderError(f"token file {path} is empty", retryable=False)
     return token
@@ -133,7 +128,7 @@ class HetznerProvider(CloudProvider):
         url = f"{self.settings.metadata_endpoint.rstrip('/')}/{path}"
 
         def get() -> str:
-            with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 - configured URL
+            with open_direct(url, 1.0) as resp:
                 return str(resp.read().decode().strip())
         try:
             return await asyncio.to_thread(get)

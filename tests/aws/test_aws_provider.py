@@ -194,6 +194,30 @@ def test_route_table_mode_replaces_or_creates_the_route(ec2: Ec2World) -> None:
     assert [r["NetworkInterfaceId"] for r in routes if r.get("DestinationCidrBlock") == f"{VIP}/32"] == [ec2.enis[1]]
 
 
+def test_a_route_created_by_a_racing_node_is_replaced_at_once(ec2: Ec2World) -> None:
+    """Both nodes read a table without the route; the other creates it first: our CreateRoute
+    fails with RouteAlreadyExists and we replace it there and then (not a failed move)."""
+    rtb = ec2.route_table
+    b = mode_provider(ec2, 1, f"        mode route_table\n        route_tables {rtb}")
+    real_call = b._call
+
+    async def racing(op: str, **kwargs: Any) -> dict[str, Any]:
+        if op == "create_route":
+            ec2.client.create_route(RouteTableId=rtb, DestinationCidrBlock=f"{VIP}/32",
+                                    NetworkInterfaceId=ec2.enis[0])
+        return await real_call(op, **kwargs)
+
+    async def go() -> None:
+        await b.start()
+        b._call = racing  # type: ignore[method-assign]
+        await b.take()
+        assert (await b.holder()).holder is Holder.SELF
+
+    run(go())
+    routes = ec2.client.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+    assert [r["NetworkInterfaceId"] for r in routes if r.get("DestinationCidrBlock") == f"{VIP}/32"] == [ec2.enis[1]]
+
+
 def test_a_node_that_stepped_down_hands_the_vip_to_the_master(ec2: Ec2World) -> None:
     from ipaddress import IPv4Address
 

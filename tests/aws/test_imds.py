@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 from http.server import ThreadingHTTPServer
 from typing import Iterator
@@ -48,3 +52,23 @@ def test_no_imdsv1_fallback_unless_configured() -> None:
         Imds("http://127.0.0.1:9", timeout=0.3).get("instance-id")
     with pytest.raises(ImdsError, match="meta-data/instance-id"):
         Imds("http://127.0.0.1:9", timeout=0.3, v1_fallback=True).get("instance-id")
+
+
+def test_the_metadata_service_is_never_asked_through_a_proxy(imds: str) -> None:
+    """A proxy from the agent's environment would answer for its own host (or see the token).
+    In a fresh process: urllib reads the proxy variables when it builds its opener."""
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen(8)
+    proxy.settimeout(0.1)
+    try:
+        url = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+        env.update(http_proxy=url, HTTP_PROXY=url, https_proxy=url, HTTPS_PROXY=url)
+        code = "import sys; from cloudvip_providers.aws_imds import Imds; print(Imds(sys.argv[1]).get('instance-id'))"
+        done = subprocess.run([sys.executable, "-c", code, imds], env=env, capture_output=True, text=True, timeout=30)
+        assert done.stdout.strip() == IDENT["instance_id"], done.stderr
+        with pytest.raises(socket.timeout):
+            proxy.accept()  # nobody came through the proxy
+    finally:
+        proxy.close()

@@ -74,6 +74,17 @@ def test_elastic_ip_without_private_ip_binds_the_primary(ec2: Ec2World) -> None:
     assert (addr["PrivateIpAddress"], addr["InstanceId"]) == ("198.51.100.11", ec2.instances[0])
 
 
+def test_create_route_refuses_a_destination_the_table_already_has(ec2: Ec2World) -> None:
+    route = {"RouteTableId": ec2.route_table, "DestinationCidrBlock": f"{VIP}/32"}
+    ec2.client.create_route(NetworkInterfaceId=ec2.enis[0], **route)
+    with pytest.raises(ClientError) as exc:
+        ec2.client.create_route(NetworkInterfaceId=ec2.enis[1], **route)
+    assert exc.value.response["Error"]["Code"] == "RouteAlreadyExists"
+    routes = ec2.client.describe_route_tables(RouteTableIds=[ec2.route_table])["RouteTables"][0]["Routes"]
+    assert [r.get("NetworkInterfaceId") for r in routes if r.get("DestinationCidrBlock") == f"{VIP}/32"] == [
+        ec2.enis[0]]
+
+
 def test_injected_faults_are_answered_in_order_and_recorded(ec2: Ec2World) -> None:
     FAULTS["AssignPrivateIpAddresses"] = [("RequestLimitExceeded", 503)]
     try:

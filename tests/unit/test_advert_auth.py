@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from cloudvip.advert_auth import (TRAILER_LEN, WINDOW_US, KeyFileError, Keys, Verifier, load_keys, parse_keys, sign,
                                   split)
 from cloudvip.packet import Advertisement, decode, encode
+from cloudvip.provider import ProviderError
+from cloudvip_providers.hetzner import read_token
 from cloudvip.transport import _received
 
 SRC, DST = IPv4Address("198.51.100.11"), IPv4Address("198.51.100.12")
@@ -98,3 +101,20 @@ def test_garbage_trailers_never_raise(junk: bytes) -> None:
     v = Verifier(keys(f"1 {K1}\n"))
     assert v.check(SRC, data, junk, NOW) in ("auth_missing", "auth_unknown_key", "auth_bad_mac", "auth_replay")
     assert decode(data, SRC, DST).vrid == 51
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the file to another owner needs root")
+def test_a_key_file_someone_else_owns_is_refused(tmp_path: Path) -> None:
+    """Its owner could replace the keys (or the token, same rule) even at mode 0600."""
+    path = tmp_path / "vrrp.keys"
+    path.write_text(f"1 {K1}\n")
+    path.chmod(0o600)
+    os.chown(path, 65534, 65534)  # nobody
+    try:
+        with pytest.raises(KeyFileError, match="owned by uid 65534, who could replace it"):
+            load_keys(str(path))
+        with pytest.raises(ProviderError, match="owned by uid 65534"):
+            read_token(str(path))
+    finally:
+        os.chown(path, 0, 0)
+    assert load_keys(str(path)).signing_id == 1
