@@ -81,7 +81,7 @@ class Agent:
                 from .metrics import RuntimeCollector, serve
 
                 serve(self.metrics, RuntimeCollector(lambda: self.instances,
-                                                     lambda: {n: rt.mover for n, rt in self.instances.items()}))
+                                                     lambda: {n: rt.mover for n, rt in self.instances.items()}, loop))
         except (StartupError, RuntimeError, OSError, ValueError) as exc:
             log.error("%s", exc)
             await self._shutdown()

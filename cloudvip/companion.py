@@ -202,7 +202,7 @@ class Companion:
             if self.metrics:
                 from .metrics import RuntimeCollector, serve
 
-                serve(self.metrics, RuntimeCollector(dict, lambda: self.movers))
+                serve(self.metrics, RuntimeCollector(dict, lambda: self.movers, loop))
             if fifo:
                 tasks.append(asyncio.create_task(self._read_fifo(fifo), name="notify-fifo"))
             log.info("cloudvip companion: %d instance(s) from %s; events on %s%s", len(instances), self.path,

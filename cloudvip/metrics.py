@@ -1,9 +1,12 @@
 """Prometheus metrics (prometheus-client), off unless `--metrics [ADDR:]PORT` is given; bound
 to 127.0.0.1 unless an address is. Read from the live runtime at scrape time, so nothing is
-counted twice and a scrape never touches the event loop's work."""
+counted twice: the scrape (prometheus-client's HTTP thread) has the event loop take the snapshot
+between two of its callbacks, so it never sees a dict the loop is changing (a transition, a
+new drop reason, a new provider operation)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -28,16 +31,28 @@ def parse_listen(spec: str) -> tuple[str, int]:
     return host, int(port)
 
 
+SCRAPE_TIMEOUT = 5.0  # seconds a scrape waits for the event loop (a wedged loop: the watchdog's)
+Family = GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
+
+
 class RuntimeCollector(Collector):
     def __init__(self, instances: Callable[[], dict[str, InstanceRuntime]],
-                 movers: Callable[[], dict[str, VipMover]]) -> None:
+                 movers: Callable[[], dict[str, VipMover]], loop: asyncio.AbstractEventLoop | None = None) -> None:
         """instances: the VRRP runtimes (the agent; none for the companion); movers: every
-        instance's VipMover (the agent's or the companion's)."""
-        self.instances, self.movers = instances, movers
+        instance's VipMover (the agent's or the companion's); loop: the event loop that owns
+        them (None: collect in the caller's thread, for a caller that is that loop's)."""
+        self.instances, self.movers, self.loop = instances, movers, loop
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
-        yield from self._vrrp(self.instances())
-        yield from self._provider(self.movers())
+    def collect(self) -> Iterator[Family]:
+        if self.loop is None:
+            return iter(self.snapshot())
+        return iter(asyncio.run_coroutine_threadsafe(self._on_loop(), self.loop).result(SCRAPE_TIMEOUT))
+
+    async def _on_loop(self) -> list[Family]:
+        return self.snapshot()
+
+    def snapshot(self) -> list[Family]:
+        return [*self._vrrp(self.instances()), *self._provider(self.movers())]
 
     def _vrrp(self, runtimes: dict[str, InstanceRuntime]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = GaugeMetricFamily("cloudvip_state", "1 for the instance's current VRRP state",
