@@ -23,6 +23,8 @@ from .hetzner_settings import API
 from .metadata_http import open_direct
 
 T = TypeVar("T")
+#: (server id, network id) -> the lock of its alias list's read-modify-write (every instance of this agent)
+_ALIAS_LOCKS: dict[tuple[int, int], asyncio.Lock] = {}
 RETRYABLE_CODES = {"rate_limit_exceeded", "conflict", "locked", "timeout", "bad_gateway", "service_error",
                    "unavailable", "server_error", "maintenance", "action_failed"}
 
@@ -179,7 +181,6 @@ class HetznerProvider(CloudProvider):
                 for v in self.ctx.instance.vips]
 
     async def _point_to(self, target: str) -> None:
-        from hcloud.networks.domain import Network
         from hcloud.servers.domain import Server
 
         from hcloud.floating_ips.domain import FloatingIP
@@ -189,21 +190,24 @@ class HetznerProvider(CloudProvider):
             action = await self._call(hc.floating_ips.assign, FloatingIP(id=self._fip_id), Server(id=int(target)))
             await self._finished(action)
             return
-        # an alias IP belongs to one server at a time: shrink the holder's list, then grow ours,
-        # each a read-modify-write that keeps every other alias IP in place
+        # an alias IP belongs to one server at a time: shrink the holder's list, then grow ours
         vips = {str(v.address) for v in self.ctx.instance.vips}
-        network = Network(id=self._network)
         for server in await self._call(hc.servers.get_all):
-            current = self._alias_ips(server)
-            if str(server.id) != target and vips & set(current):
-                shrink = await self._call(hc.servers.change_alias_ips, server, network,
-                                          [ip for ip in current if ip not in vips])
-                await self._finished(shrink)
-        ours = await self._call(hc.servers.get_by_id, int(target))
-        current = self._alias_ips(ours)
-        grow = await self._call(hc.servers.change_alias_ips, ours, network,
-                                current + sorted(vips - set(current)))
-        await self._finished(grow)
+            if str(server.id) != target and vips & set(self._alias_ips(server)):
+                await self._change_alias_ips(server.id, lambda current: [ip for ip in current if ip not in vips])
+        await self._change_alias_ips(int(target), lambda current: current + sorted(vips - set(current)))
+
+    async def _change_alias_ips(self, server_id: int, change: Callable[[list[str]], list[str]]) -> None:
+        """A read-modify-write of one server's alias list on our network, until its action has
+        finished, one at a time per server and network in this agent: two instances on one
+        server must not each write a list without the other's alias IP."""
+        from hcloud.networks.domain import Network
+
+        async with _ALIAS_LOCKS.setdefault((server_id, self._network), asyncio.Lock()):
+            server = await self._call(self._hc.servers.get_by_id, server_id)
+            action = await self._call(self._hc.servers.change_alias_ips, server, Network(id=self._network),
+                                      change(self._alias_ips(server)))
+            await self._finished(action)
 
     async def _finished(self, action: Any) -> None:
         """Wait for an action (polling every poll_interval) unless it already finished."""

@@ -4,6 +4,8 @@ the token file's permissions, peers by label. (The host side is a recording fake
 
 from __future__ import annotations
 
+import asyncio
+
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,25 @@ def test_alias_ip_moves_and_other_alias_ips_stay(hz: HetznerWorld, token_file: s
     assert a_srv.private[hz.network][1] == ["198.51.100.90"]  # shrunk, its own alias kept
     assert b_srv.private[hz.network][1] == ["198.51.100.91", ALIAS_VIP]  # grown, its own alias kept
     assert host_b.addresses == {ALIAS_VIP}
+
+
+def test_two_instances_on_one_server_keep_each_others_alias_ip(hz: HetznerWorld, token_file: str) -> None:
+    """Two vrrp_instances of one agent, one server, one network, taking their alias IPs at the
+    same time: each read-modify-write of the server's list sees the other's result."""
+    hz.emulator.action_seconds = 0.2  # the actions overlap
+    cloud = (f"        mode alias_ip\n        server_id {hz.servers[0].id}\n        token_file {token_file}\n"
+             f"        endpoint {hz.emulator.endpoint}\n        network {hz.network}\n        poll_interval 0.05\n")
+    a, _ = build(HetznerProvider, conf(cloud, ALIAS_VIP, ADDRS[1]))
+    b, _ = build(HetznerProvider, conf(cloud, "198.51.100.201", ADDRS[1]).replace("VI_1", "VI_2"))
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        await asyncio.gather(a.take(), b.take())
+
+    run(go())
+    srv = hz.emulator.servers[hz.servers[0].id]
+    assert sorted(srv.private[hz.network][1]) == sorted([ALIAS_VIP, "198.51.100.201"])
 
 
 def test_a_node_no_longer_master_makes_no_claim(hz: HetznerWorld, token_file: str) -> None:
