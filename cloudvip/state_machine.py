@@ -164,6 +164,10 @@ def _addr_key(addr: IPAddress) -> tuple[int, int]:
     return (4 if isinstance(addr, IPv4Address) else 6, int(addr))
 
 
+#: sources of lower-priority adverts remembered for the once-per-interval answer (older ones pruned)
+MAX_ANSWERED = 64
+
+
 class Router:
     """One VRRP instance. Feed events to `handle`; carry out the returned actions."""
 
@@ -178,6 +182,8 @@ class Router:
         self._last_advert_at: float | None = None
         self._preempt_until: float | None = None
         self._resigned: str | None = None  # why the down timer was shortened to Skew_Time
+        #: when we last answered each lower-priority master (at most once per advert interval)
+        self._answered: dict[IPAddress, float] = {}
 
     # -- derived values --
     @property
@@ -401,5 +407,12 @@ class Router:
             self._last_advert_at = now
             why = "higher priority" if advert.priority > mine else "equal priority, higher address"
             return self._to_backup(now, f"{why} master {src} (priority {advert.priority})", yield_to=src)
-        # keepalived re-advertises at once and re-announces the VIPs
+        # keepalived re-advertises at once and re-announces the VIPs; once per advert interval per
+        # source, so that a misbehaving or spoofed peer's flood costs no adverts and no cloud reads
+        last = self._answered.get(src)
+        if last is not None and now - last < self.advert_interval:
+            return []
+        if len(self._answered) >= MAX_ANSWERED:
+            self._answered = {a: t for a, t in self._answered.items() if now - t < self.advert_interval}
+        self._answered[src] = now
         return [self._send(), RefreshVips()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import time
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
 
 from cloudvip.config.diagnostics import Diagnostics
@@ -77,6 +78,7 @@ class CloudProvider(Provider):
         self.me = ""  # our target in the cloud, known after start()
         self.peer_targets: dict[str, str] = {}  # a peer's target -> its address
         self.discovered: list[IPAddress] = []  # peers found in the cloud (tags, labels)
+        self._announced_at: float | None = None  # the last ownership read for announce()
 
     # ---------- what a cloud implements ----------
     @abc.abstractmethod
@@ -168,7 +170,13 @@ class CloudProvider(Provider):
 
     async def announce(self) -> None:
         """A master that hears a lower priority may have lost the VIP to that node during a
-        partition (keepalived's notify_master_rx_lower_pri case): take it back if so."""
+        partition (keepalived's notify_master_rx_lower_pri case): take it back if so. The cloud
+        is read for it at most once per reconcile interval: a flood of lower-priority adverts
+        (or events) must not spend the API's budget (Hetzner's is 3,600 requests an hour)."""
+        now = time.monotonic()
+        if self._announced_at is not None and now - self._announced_at < (self.reconcile_interval or 0.0):
+            return
+        self._announced_at = now
         if (await self.holder()).holder is not Holder.SELF:
             self.ctx.log.warning("%s: a lower-priority master held the VIP: re-asserting", self.ctx.instance.name)
             await self.take()

@@ -195,3 +195,20 @@ def test_metadata_gives_server_and_network(hz: HetznerWorld, token_file: str) ->
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_flood_of_lower_priority_masters_costs_one_read_per_reconcile_interval(hz: HetznerWorld,
+                                                                                 token_file: str) -> None:
+    """1,000 announce() calls (a master hearing 1,000 lower-priority adverts or events) read the
+    owner once: the hourly budget (3,600 requests) is not the attacker's to spend."""
+    a, _ = provider(hz, 0, token_file)
+
+    async def go() -> None:
+        await a.start()
+        await a.take()
+        before = len([c for c in hz.emulator.calls if c.op == "get_floating_ip"])
+        for _ in range(1000):
+            await a.announce()
+        assert len([c for c in hz.emulator.calls if c.op == "get_floating_ip"]) - before == 1
+
+    run(go())

@@ -407,3 +407,20 @@ def test_unicast_accepts_other_ttls_only_from_peers_within_limits() -> None:
 def test_unknown_event_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         Router(params()).handle(object())  # type: ignore[arg-type]
+
+
+def test_a_flood_of_lower_priority_adverts_is_answered_once_per_advert_interval_per_source() -> None:
+    """keepalived answers each at once; a misbehaving or spoofed peer's 1,000 adverts a second must
+    not cost 1,000 adverts and 1,000 cloud ownership reads."""
+    r = master()
+    answered = []
+    for i in range(1000):
+        now = 10.0 + i * 0.001  # 1,000 in one second, advert_int 1
+        actions = r.handle(AdvertReceived(now, advert(r, 50), HIGHER_IP))
+        if actions:
+            answered.append((now, kinds(actions)))
+    assert [k for _, k in answered] == [[SendAdvert, RefreshVips]]
+    # another source is answered on its own; the first again after an advert interval
+    assert kinds(r.handle(AdvertReceived(10.5, advert(r, 50), LOWER_IP))) == [SendAdvert, RefreshVips]
+    assert kinds(r.handle(AdvertReceived(11.0, advert(r, 50), HIGHER_IP))) == [SendAdvert, RefreshVips]
+    assert r.state is State.MASTER
