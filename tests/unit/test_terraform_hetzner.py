@@ -60,6 +60,10 @@ def test_agent_token_is_sensitive_and_written_0600() -> None:
     assert token["permissions"] == "0600" and token["content"] == "t0ken"
     assert "ExecStart=/usr/local/bin/cloudvip run" in files["/etc/systemd/system/cloudvip.service"]["content"]
     assert "meta skuid != 0 reject" in files["/etc/nftables.d/cloudvip-metadata.nft"]["content"]
+    # the rule survives a reboot: Debian's nftables.service (enabled) loads nftables.conf, which includes it
+    assert any("include \"/etc/nftables.d/*.nft\"' >> /etc/nftables.conf" in c for c in doc["runcmd"])
+    assert "systemctl enable --now nftables" in doc["runcmd"]
+    assert not any(c.startswith("nft -f") for c in doc["runcmd"])  # a one-off load would be gone after a reboot
     assert "systemctl enable --now cloudvip" in doc["runcmd"]
     assert "cloudvip check-config -f /etc/keepalived/keepalived.conf" in doc["runcmd"]
 
