@@ -19,12 +19,16 @@ from typing import Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
+from .logs import worth_logging
 from .packet import IPAddress
-from .provider import Holder, Provider, ProviderError
+from .provider import Holder, HolderInfo, Provider, ProviderError
 
 
 def _retryable(exc: BaseException) -> bool:
-    return not isinstance(exc, ProviderError) or exc.retryable
+    """Only what the API or the network did is worth another try at once: anything else that
+    escapes a provider is a bug in our code (it says so, with its traceback, and the move waits
+    for the next reconciliation instead of looping)."""
+    return isinstance(exc, ProviderError) and exc.retryable
 
 
 def _honouring_retry_after(backoff: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
@@ -162,11 +166,11 @@ class VipMover:
                 continue
             self.stats.last_reconcile = time.monotonic()
             try:
-                info = await self.provider.holder()
+                info = await self._call("holder")
+                if not isinstance(info, HolderInfo):
+                    raise TypeError(f"{type(self.provider).__name__}.holder() returned {info!r}")
             except Exception as exc:
-                self.stats.errors["holder"] += 1
-                self.stats.last_error = f"holder: {exc}"
-                self.log.warning("%s: ownership check failed: %s", self.name, exc)
+                self._log_failure("ownership check", exc)
                 continue
             self.stats.holder = info.holder.value + (f" ({info.detail})" if info.detail else "")
             if not (self.desired and self.actual):
@@ -266,7 +270,7 @@ class VipMover:
             self.actual = None
             if self.desired == target:
                 self._gave_up = True
-                self.log.error("%s: %s failed: %s (tried again at the next reconciliation)", self.name, op, exc)
+                self._log_failure(op, exc, "tried again at the next reconciliation")
             return Outcome.FAILED
         if target and held is False:
             self.actual = False
@@ -279,7 +283,19 @@ class VipMover:
         try:
             await self._call(op, *args)
         except Exception as exc:
-            self.log.warning("%s: %s failed: %s", self.name, op, exc)
+            self._log_failure(op, exc)
+
+    def _log_failure(self, op: str, exc: Exception, then: str = "") -> None:
+        """A provider error in one line; a bug of ours (anything but a ProviderError) with its
+        traceback, counted apart (errors["bug"], the metric's op="bug") and logged sparsely."""
+        suffix = f" ({then})" if then else ""
+        if isinstance(exc, ProviderError):
+            (self.log.error if then else self.log.warning)("%s: %s failed: %s%s", self.name, op, exc, suffix)
+            return
+        self.stats.errors["bug"] += 1
+        if worth_logging(self.stats.errors["bug"]):
+            self.log.error("%s: %s failed: a bug in cloudvip, not an API error (%d so far)%s", self.name, op,
+                           self.stats.errors["bug"], suffix, exc_info=exc)
 
     async def _call(self, op: str, *args: object) -> object:
         start = time.monotonic()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import abc
 import functools
+import os
 import time
 from typing import Any, Callable, Coroutine, ParamSpec, TypeVar
 
+import cloudvip
 from cloudvip.config.diagnostics import Diagnostics
 from cloudvip.config.model import CloudBlock, IPAddress, VrrpInstance
 from cloudvip.provider import Holder, HolderInfo, Provider, ProviderContext, ProviderError
@@ -27,6 +29,28 @@ P = ParamSpec("P")
 R = TypeVar("R")
 #: what reading a malformed API answer raises (a field missing, null, of another type, garbage)
 MALFORMED = (LookupError, TypeError, ValueError, AttributeError)
+
+
+#: where our own code lives (the providers, the core): an exception raised there is ours, not
+#: the SDK's decoding
+_OURS = tuple(os.path.dirname(os.path.abspath(f)) + os.sep for f in (__file__, cloudvip.__file__))
+
+
+def a_bug(exc: BaseException) -> bool:
+    """A programming error of ours rather than an answer we could not read: raised in our own
+    code, and not about a null value or a field of another type (those are the answer's): an
+    attribute missing on a real object, a call with the wrong arguments."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_OURS):
+        return False
+    if isinstance(exc, AttributeError):
+        return getattr(exc, "obj", None) is not None
+    if isinstance(exc, TypeError):
+        text = str(exc)
+        return "argument" in text and any(w in text for w in ("positional", "keyword", "required"))
+    return False
 
 
 def unreadable(exc: BaseException) -> ProviderError:
@@ -43,6 +67,8 @@ def reads_answers(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corout
         try:
             return await fn(*args, **kwargs)
         except MALFORMED as exc:
+            if a_bug(exc):
+                raise  # the mover logs it with its traceback and does not retry it as the API's fault
             raise unreadable(exc) from exc
     return wrapper
 

@@ -249,3 +249,49 @@ def test_peer_discovery_by_tag(ec2: Ec2World) -> None:
 
     assert run(go()) == ["198.51.100.12"]
     assert a.peer_refresh == 60.0
+
+
+def test_a_bug_in_a_provider_is_surfaced_not_retried_as_the_apis_fault(ec2: Ec2World,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A programming error in our own code (an attribute our code reads is not there) is logged
+    with its traceback and counted, and the move is not retried in a loop as an API error; an
+    answer we cannot read (a null field) stays the API's fault, retryable."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from cloudvip.vip_mover import VipMover
+
+    a, _ = provider(ec2, 0)
+
+    async def go() -> VipMover:
+        await a.start()
+        a.settings = SimpleNamespace(peer_tag=None)  # type: ignore[assignment]  # our code reads .mode
+        mover = VipMover("VI_1", a, logging.getLogger("cloudvip.test"), backoff_max=0.05)
+        mover.start()
+        mover.want(True)
+        await asyncio.sleep(0.5)
+        await mover.stop()
+        return mover
+
+    caplog.set_level(logging.ERROR, logger="cloudvip.test")
+    mover = run(go())
+    assert mover.stats.calls["take"] == 1 and mover.stats.errors["bug"] == 1  # once, not in a loop
+    assert "take failed: a bug in cloudvip, not an API error" in caplog.text and "AttributeError" in caplog.text
+    assert caplog.records[-1].exc_info is not None  # with its traceback
+    assert "unexpected answer from the API" not in caplog.text
+
+
+def test_a_null_or_a_missing_field_in_an_answer_is_the_apis_fault() -> None:
+    from cloudvip_providers.cloud import a_bug
+
+    def raised(fn: Any) -> BaseException:
+        try:
+            fn()
+        except Exception as exc:
+            return exc
+        raise AssertionError("no exception")
+
+    answer: dict[str, Any] = {"NetworkInterfaces": None, "Server": None}
+    assert not a_bug(raised(lambda: answer["Server"].id))  # a null field: the answer's
+    assert not a_bug(raised(lambda: answer["Missing"]))
+    assert not a_bug(raised(lambda: len(answer["NetworkInterfaces"])))
