@@ -21,12 +21,13 @@ from .provider import ProviderContext, load_checked, load_provider, provider_nam
 from .advert_auth import KeyFileError, load_keys
 from .control import ControlServer
 from .service import ServiceManager
-from .tracking import weighted
+from .tracking import FAULT, OK, weighted
 from .transport import Channel
 from .vip_mover import VipMover
 
 log = logging.getLogger("cloudvip")
 SHUTDOWN_GRACE = 5.0  # seconds to let movers release VIPs on exit
+PEERS_TRACK = "peers"  # the tracked object that holds an instance in FAULT while no peer is known
 
 
 class StartupError(Exception):
@@ -53,6 +54,8 @@ class Agent:
         self.channels: dict[tuple[str, str, bool, bool, int], Channel] = {}
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[None] | None = None
+        self._started = False  # until every instance has started
+        self._reload_pending = False  # a SIGHUP came while starting or reloading
         self.config: Config | None = None
         self.coordinator: Coordinator | None = None
         self._peer_tasks: dict[str, asyncio.Task[None]] = {}
@@ -60,37 +63,39 @@ class Agent:
 
     # ---------- lifecycle ----------
     async def run(self) -> int:
+        # before anything slow: a SIGHUP while starting is a reload once started (not the default
+        # action, the end of the process), a SIGTERM stops the start and releases what was taken
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         try:
             self.config = load_config(self.path, self.config_id)
         except ConfigError as exc:
             for diag in exc.diagnostics:
                 log.error("config: %s", diag)
             return 1
-        loop = asyncio.get_running_loop()
-        await self.host.open()
-        self.coordinator = Coordinator(self.config, self.instances)
-        await self.coordinator.start()
+        starting = asyncio.create_task(self._start(loop), name="start")
+        stopping = asyncio.create_task(self._stop.wait(), name="stop-during-start")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("stopped while starting: releasing what was taken")
+            await self._shutdown()
+            return 0
         try:
-            for inst in self.config.instances:
-                await self._add_instance(inst)
-            await self.host.watch_links(self._on_link)
-            if self.control is not None:
-                self.control.instances = self.instances
-                await self.control.start()
-            if self.metrics:
-                from .metrics import RuntimeCollector, serve
-
-                serve(self.metrics, RuntimeCollector(lambda: self.instances,
-                                                     lambda: {n: rt.mover for n, rt in self.instances.items()}, loop))
+            starting.result()
         except (StartupError, RuntimeError, OSError, ValueError) as exc:
             log.error("%s", exc)
             await self._shutdown()
             return 1
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        self._started = True
         log.info("cloudvip running %d instance(s) from %s (pid %d)", len(self.instances), self.path, os.getpid())
         self.service.ready(f"{len(self.instances)} instance(s) from {self.path}")  # sockets and providers up
+        if self._reload_pending:
+            self._request_reload()
         await self._stop.wait()
         self.service.stopping()
         if self.control is not None:
@@ -98,6 +103,23 @@ class Agent:
         log.info("stopping: handing over with priority 0")
         await self._shutdown()
         return 0
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        assert self.config is not None
+        await self.host.open()
+        self.coordinator = Coordinator(self.config, self.instances)
+        await self.coordinator.start()
+        for inst in self.config.instances:
+            await self._add_instance(inst)
+        await self.host.watch_links(self._on_link)
+        if self.control is not None:
+            self.control.instances = self.instances
+            await self.control.start()
+        if self.metrics:
+            from .metrics import RuntimeCollector, serve
+
+            serve(self.metrics, RuntimeCollector(lambda: self.instances,
+                                                 lambda: {n: rt.mover for n, rt in self.instances.items()}, loop))
 
     def stop(self) -> None:
         self._stop.set()
@@ -154,8 +176,8 @@ class Agent:
         mover = VipMover(inst.name, provider, ilog)
         mover.start()
         assert self.coordinator is not None
-        rt = InstanceRuntime(inst, router_params(inst, local, discovered), channel, mover, ilog,
-                             self.coordinator.on_notify)
+        rt = InstanceRuntime(inst, router_params(inst, local, discovered, bool(provider.peer_refresh)), channel,
+                             mover, ilog, self.coordinator.on_notify)
         rt.on_lower_priority = self.coordinator.on_lower_priority
         if inst.auth_key_file:
             try:
@@ -170,6 +192,8 @@ class Agent:
         self.instances[inst.name] = rt
         for track_name, state in self.coordinator.initial_tracks(inst.name).items():
             rt.track(track_name, state)
+        if provider.peer_refresh:
+            self._track_peers(rt)
         # the links as they are now, then every change from link events
         up = {link.name: link.up}
         for ref in inst.track_interfaces:
@@ -187,6 +211,15 @@ class Agent:
         assert self.config is not None
         return self.config.global_defs
 
+    @staticmethod
+    def _track_peers(rt: InstanceRuntime) -> None:
+        """Peers from the cloud: none known yet, the instance stays out of the election (FAULT,
+        tracked as "peers") rather than accept anyone or take the VIP alone."""
+        known = bool(rt.router.params.peers)
+        if not known and PEERS_TRACK not in rt.router.tracks:
+            rt.log.warning("%s: no peer known yet (discovery found none): FAULT until one is", rt.name)
+        rt.track(PEERS_TRACK, OK if known else FAULT)
+
     async def _refresh_peers(self, rt: InstanceRuntime, local: Any, every: float) -> None:
         provider = rt.mover.provider
         while True:
@@ -194,12 +227,17 @@ class Agent:
             try:
                 found = await provider.discover_peers()
             except Exception as exc:
-                rt.log.warning("%s: peer discovery failed: %s", rt.name, exc)
+                rt.log.warning("%s: peer discovery failed: %s; keeping the peers known", rt.name, exc)
                 continue
-            params = router_params(rt.config, local, found)
+            params = router_params(rt.config, local, found, discovering=True)
+            if not found and rt.router.params.peers:
+                rt.log.warning("%s: peer discovery found nobody; keeping the last peers known (%s)", rt.name,
+                               ", ".join(map(str, rt.router.params.peers)))
+                continue
             if params.peers != rt.router.params.peers:
                 rt.log.info("%s: peers now %s", rt.name, ", ".join(map(str, params.peers)) or "none")
                 rt.set_peers(params)
+            self._track_peers(rt)
 
     def _channel(self, inst: VrrpInstance, link: Link, local: Any, discovering: bool = False) -> Channel:
         multicast = not inst.unicast_peers and not discovering
@@ -236,15 +274,24 @@ class Agent:
 
     # ---------- reload ----------
     def _request_reload(self) -> None:
-        if self._reloading is None or self._reloading.done():
-            self._reloading = asyncio.create_task(self.reload())
+        """SIGHUP. While starting, or while a reload runs, it is remembered (once: a reload reads
+        the file as it is then) and carried out when that is done, never dropped."""
+        if not self._started or (self._reloading is not None and not self._reloading.done()):
+            if not self._reload_pending:
+                log.info("reload requested while %s: it follows", "reloading" if self._started else "starting")
+            self._reload_pending = True
+            return
+        self._reloading = asyncio.create_task(self.reload(), name="reload")
 
     async def reload(self) -> None:
-        self.service.reloading()
-        try:
-            await self._reload()
-        finally:
-            self.service.ready(f"{len(self.instances)} instance(s) from {self.path}")
+        self._reload_pending = True
+        while self._reload_pending and not self._stop.is_set():
+            self._reload_pending = False
+            self.service.reloading()
+            try:
+                await self._reload()
+            finally:
+                self.service.ready(f"{len(self.instances)} instance(s) from {self.path}")
 
     async def _reload(self) -> None:
         log.info("reloading %s", self.path)

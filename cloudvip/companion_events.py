@@ -75,11 +75,17 @@ def parse_line(line: str) -> Event:
         raise EventError(str(exc)) from None
 
 
+#: where each role's sockets live: the agent's control sockets root-only, always; the
+#: companion's apart, as keepalived's script users may have to reach them (the directory is
+#: then searchable by all, the sockets checked by uid)
+RUN_DIRS = {"agent": "/run/cloudvip", "companion": "/run/cloudvip-companion"}
+
+
 def socket_path(config: str, role: str = "companion", config_id: str | None = None,
-                run_dir: str = "/run/cloudvip") -> str:
+                run_dir: str | None = None) -> str:
     """The socket of the companion (or the agent's control socket, role "agent") for this
     config file and config id (-i): several daemons (and their clients) run side by side with
     only -f (or -i, for one file with @id lines) differing."""
     key = os.path.realpath(config) + ("" if config_id is None else f"\0{config_id}")
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return os.path.join(run_dir, f"{role}-{digest}.sock")
+    return os.path.join(run_dir or RUN_DIRS[role], f"{role}-{digest}.sock")

@@ -25,8 +25,10 @@ from .transport import Channel, Received
 from .vip_mover import VipMover
 
 
-def router_params(inst: VrrpInstance, local: IPAddress, extra_peers: Sequence[IPAddress] = ()) -> RouterParams:
-    """The state machine's view of a configured instance (plus peers a provider discovered)."""
+def router_params(inst: VrrpInstance, local: IPAddress, extra_peers: Sequence[IPAddress] = (),
+                  discovering: bool = False) -> RouterParams:
+    """The state machine's view of a configured instance (plus peers a provider discovered;
+    `discovering`: peers come from the cloud, so it is unicast even before any is known)."""
     peers = {p.address: PeerPolicy(p.min_ttl, p.max_ttl) for p in inst.unicast_peers}
     for addr in extra_peers:
         peers.setdefault(addr, PeerPolicy())
@@ -37,7 +39,7 @@ def router_params(inst: VrrpInstance, local: IPAddress, extra_peers: Sequence[IP
         auth_type=inst.auth.auth_type if inst.auth else AuthType.NONE,
         auth_data=inst.auth.password if inst.auth else b"",
         preempt=not inst.nopreempt, preempt_delay=inst.preempt_delay,
-        peers=peers,
+        peers=peers, unicast=bool(inst.unicast_peers) or discovering,
         check_addresses=not inst.skip_check_adv_addr)
 
 
@@ -79,7 +81,7 @@ class InstanceRuntime:
     def set_peers(self, params: RouterParams) -> None:
         """New peer set (discovered in the cloud): who we accept adverts from and send them to."""
         self.router.params = params
-        self._destinations = list(params.peers) or [self.channel.group]
+        self._destinations = list(params.peers) or ([] if params.unicast else [self.channel.group])
 
     def handle(self, event: Event) -> None:
         self.apply(self.router.handle(event))

@@ -47,7 +47,9 @@ class RouterParams:
     auth_data: bytes = b""
     preempt: bool = True
     preempt_delay: float = 0.0
-    peers: dict[IPAddress, PeerPolicy] = field(default_factory=dict)  # empty: multicast
+    peers: dict[IPAddress, PeerPolicy] = field(default_factory=dict)  # empty: multicast, unless `unicast`
+    #: unicast even with no peer known yet (peers discovered in the cloud): then nobody is accepted
+    unicast: bool = False
     check_addresses: bool = True  # keepalived's vrrp_skip_check_adv_addr turns this off
 
 
@@ -330,10 +332,11 @@ class Router:
         p = self.params
         if src == p.primary_address:
             return Dropped(DropReason.OWN_PACKET, f"own advert from {src}")
-        if p.peers:
+        if p.peers or p.unicast:
             policy = p.peers.get(src)
             if policy is None:
-                return Dropped(DropReason.NOT_A_PEER, f"{src} is not a unicast_peer")
+                return Dropped(DropReason.NOT_A_PEER, f"{src} is not a unicast_peer" if p.peers
+                               else f"{src}: no peer is known yet (discovery), none accepted")
             if not policy.min_ttl <= ttl <= policy.max_ttl:
                 return Dropped(DropReason.BAD_TTL,
                                f"TTL {ttl} outside {policy.min_ttl}..{policy.max_ttl} for {src}")

@@ -5,6 +5,7 @@ who they are exactly as on EC2."""
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +173,97 @@ def test_peers_found_by_tag_need_no_unicast_peer_lines(world: World) -> None:
     assert "peers found in the cloud: 198.51.100.12" in a.log
     a.kill()
     assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[1]] and b.has_vip(), 10, 0.05), b.log
+
+
+def slow_start_conf(world: World, vi1_priority: int = 100, vi2_extra: str = "") -> str:
+    """Node 1 alone: VI_1 on the linux provider (master at once), VI_2 on aws, whose start waits
+    for a slow DescribeNetworkInterfaces (its peer lookup)."""
+    node, peer = world.topo.nodes
+    return f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
+        node, [peer], priority=vi1_priority, version=3, advert=0.1, vrid=52, vip="198.51.100.150/24") + \
+        "\n" + instance_block(node, [peer], name="VI_2", priority=100, version=3, advert=0.1,
+                              extra=world.site.cloud_block("secondary_ip", vi2_extra))
+
+
+def test_signals_during_start_up(world: World) -> None:
+    """A SIGHUP while starting is a reload once started (not the end of the process); a SIGTERM
+    while starting stops the start and releases what was already taken."""
+    from cloudvip.lab.ec2_emulator import DELAYS
+
+    topo = world.topo
+    node = topo.nodes[0]
+    DELAYS["DescribeNetworkInterfaces"] = 4.0
+    d = Daemon(topo, node, "cloudvip", slow_start_conf(world), world.tmp).start()
+    world.agents.append(d)
+    assert topo.wait_for(lambda: d.has_vip("198.51.100.150"), 10, 0.02), d.log  # VI_1 runs; VI_2 is starting
+    assert "cloudvip running" not in d.log
+    d.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert d.alive, d.log
+    assert topo.wait_for(lambda: "cloudvip running 2 instance(s)" in d.log, 15, 0.05), d.log
+    assert topo.wait_for(lambda: "reload done" in d.log, 10, 0.05), d.log
+    assert d.log.index("reload requested while starting") < d.log.index("cloudvip running") < d.log.index("reload done")
+    assert d.term() == 0
+
+    d.drop_vip("198.51.100.150/24")
+    d.start()
+    assert topo.wait_for(lambda: d.has_vip("198.51.100.150"), 10, 0.02), d.log
+    assert "cloudvip running" not in d.log.split("reload done")[-1]
+    d.signal(signal.SIGTERM)
+    assert d.proc is not None and d.proc.wait(10) == 0, d.log
+    assert "stopped while starting: releasing what was taken" in d.log
+    assert not d.has_vip("198.51.100.150")  # released: VI_1 had taken it
+    DELAYS.clear()
+
+
+def test_a_sighup_during_a_reload_is_queued_not_dropped(world: World) -> None:
+    """The second edit takes effect: a reload that restarts VI_2 (slow provider start) is running
+    when VI_1's priority changes and a second SIGHUP arrives."""
+    from cloudvip.lab.ec2_emulator import DELAYS
+
+    topo = world.topo
+    d = Daemon(topo, topo.nodes[0], "cloudvip", slow_start_conf(world), world.tmp).start()
+    world.agents.append(d)
+    assert topo.wait_for(lambda: "cloudvip running 2 instance(s)" in d.log, 15, 0.05), d.log
+    DELAYS["DescribeNetworkInterfaces"] = 3.0
+    d.conf.write_text(slow_start_conf(world, vi2_extra="        reconcile_interval 7\n"))  # VI_2 restarts
+    d.signal(signal.SIGHUP)
+    assert topo.wait_for(lambda: "reloading" in d.log, 5, 0.02), d.log
+    d.conf.write_text(slow_start_conf(world, vi1_priority=120, vi2_extra="        reconcile_interval 7\n"))
+    d.signal(signal.SIGHUP)  # during the first reload
+    assert topo.wait_for(lambda: d.log.count("reload done") == 2, 20, 0.05), d.log
+    assert "reload requested while reloading: it follows" in d.log
+    vi1 = next(i for i in d.status()["instances"] if i["name"] == "VI_1")
+    assert vi1["priority"]["base"] == 120
+    DELAYS.clear()
+
+
+def test_peer_discovery_failing_never_means_anyone(world: World) -> None:
+    """Peers by tag: while discovery fails at boot the instances stay out of the election
+    (FAULT, reason in the log and status) instead of accepting any source; once peers are found
+    they elect; discovery failing or finding nobody mid-run keeps the peers known."""
+    from cloudvip.lab.ec2_emulator import FAULTS
+
+    topo, ec2 = world.topo, world.ec2
+    ec2.client.create_tags(Resources=ec2.instances, Tags=[{"Key": "cloudvip:group", "Value": "web"}])
+    FAULTS["DescribeInstances"] = [("InternalError", 500)] * 2  # each agent's discovery at boot
+    tag = "        peer_tag cloudvip:group=web\n        peer_refresh 5\n"
+    a = world.agent(0, 100, tag, unicast=False)
+    b = world.agent(1, 90, tag, unicast=False)
+    assert topo.wait_for(lambda: "no peer known yet" in a.log and "no peer known yet" in b.log, 10, 0.05), a.log
+    time.sleep(1.0)  # longer than Master_Down_Interval: nobody took the VIP alone
+    assert vip_enis(ec2) == [] and not a.has_vip() and not b.has_vip()
+    vi = a.status()["instances"][0]
+    assert vi["state"] == "FAULT" and vi["priority"]["tracked"]["peers"] == "FAULT"
+    assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[0]] and a.has_vip() and not b.has_vip(), 15, 0.05), \
+        a.log + b.log
+    assert "peers now 198.51.100.12" in a.log
+    # mid-run: discovery fails, then finds nobody (tags removed): the known peers stay, no transition
+    transitions = a.status()["instances"][0]["counters"].get("transitions", 0)
+    FAULTS["DescribeInstances"] = [("InternalError", 500)] * 2
+    ec2.client.delete_tags(Resources=ec2.instances, Tags=[{"Key": "cloudvip:group"}])
+    assert topo.wait_for(lambda: "found nobody; keeping the last peers known (198.51.100.12)" in a.log, 15, 0.1), \
+        a.log
+    assert "keeping the peers known" in a.log
+    assert a.status()["instances"][0]["counters"].get("transitions", 0) == transitions
+    assert vip_enis(ec2) == [ec2.enis[0]] and a.has_vip() and not b.has_vip()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -210,6 +211,9 @@ def test_the_socket_serves_root_and_keepalived_script_users_only(ec2: Ec2World, 
     try:
         sock = started(topo, d)
         assert "events on" in d.log and "from root and nobody" in d.log
+        # reachable by the script user (searchable, not listable), apart from the agent's root-only directory
+        assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o711
+        assert os.path.dirname(sock) != os.path.dirname(socket_path(sock, "agent"))
         assert _send_as("nobody", sock, "INSTANCE VI_1 BACKUP 100") == "queued VI_1 BACKUP"
         refused = _send_as("daemon", sock, "INSTANCE VI_1 MASTER 100")
         assert refused.startswith("error: not allowed: uid 1 "), refused

@@ -37,7 +37,7 @@ def test_bad_events_say_what_was_expected(args: list[str], message: str) -> None
 
 def test_one_socket_per_config(tmp_path: object) -> None:
     a, b = socket_path("/etc/keepalived/a.conf"), socket_path("/etc/keepalived/b.conf")
-    assert a != b and a.startswith("/run/cloudvip/companion-") and a.endswith(".sock")
+    assert a != b and a.startswith("/run/cloudvip-companion/companion-") and a.endswith(".sock")
     assert socket_path("/etc/keepalived/../keepalived/a.conf") == a  # the same file, the same socket
 
 
