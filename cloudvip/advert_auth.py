@@ -91,8 +91,16 @@ def split(payload: bytes) -> tuple[bytes, bytes | None]:
 
 @dataclass
 class Verifier:
+    """Checks a peer's adverts, and numbers ours: `sent` never goes backwards, whatever the wall
+    clock does (a clock stepped back would make every peer drop our adverts as replays)."""
+
     keys: Keys
     last: dict[IPAddress, int] = field(default_factory=dict)
+    sent: int = 0
+
+    def next_counter(self, now_us: int) -> int:
+        self.sent = max(self.sent + 1, now_us)
+        return self.sent
 
     def check(self, src: IPAddress, vrrp: bytes, trailer: bytes | None, now_us: int) -> str | None:
         """None if authentic and fresh; otherwise the drop reason."""

@@ -19,6 +19,7 @@ from .hostnet import HostNetwork, Link
 from .instance import InstanceRuntime, router_params
 from .provider import ProviderContext, load_checked, load_provider, provider_name
 from .advert_auth import KeyFileError, load_keys
+from .auth_state import state_path
 from .control import ControlServer
 from .service import ServiceManager
 from .tracking import FAULT, OK, weighted
@@ -181,7 +182,7 @@ class Agent:
         rt.on_lower_priority = self.coordinator.on_lower_priority
         if inst.auth_key_file:
             try:
-                rt.set_keys(load_keys(inst.auth_key_file))
+                rt.set_keys(load_keys(inst.auth_key_file), state_path(self.path, inst.name))
             except KeyFileError as exc:
                 await mover.stop()
                 await provider.close()

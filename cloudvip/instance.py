@@ -11,8 +11,10 @@ import logging
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
+from . import auth_state
 from .advert_auth import Keys, Verifier, sign
 from .config.model import VrrpInstance
 from .logs import worth_logging
@@ -67,6 +69,8 @@ class InstanceRuntime:
         #: a master heard a lower priority (keepalived's notify_master_rx_lower_pri event)
         self.on_lower_priority: Callable[[InstanceRuntime], None] | None = None
         self.auth: Verifier | None = None
+        self._auth_state: Path | None = None  # where the replay state survives a restart
+        self._auth_saved_at = float("-inf")
         self._heard_at: float | None = None  # the last advert accepted from another router
         mover.contested = self.hearing_another_master
         mover.current_master = self.current_master
@@ -92,6 +96,7 @@ class InstanceRuntime:
 
     def shutdown(self) -> None:
         self.handle(Shutdown(self.now()))
+        self.save_auth_state(force=True)
         if self.channel.handlers.get(self.config.vrid) == self.on_received:
             del self.channel.handlers[self.config.vrid]
 
@@ -99,18 +104,39 @@ class InstanceRuntime:
         if self.router.tracks.get(name) != state:
             self.handle(TrackChanged(self.now(), name, state))
 
-    def set_keys(self, keys: Keys | None) -> None:
-        """cloudvip's advert authentication (None: off); new keys keep the replay state."""
+    def set_keys(self, keys: Keys | None, state: Path | None = None) -> None:
+        """cloudvip's advert authentication (None: off); new keys keep the replay state, which
+        `state` (a file) keeps across restarts too."""
         if keys is None:
             self.auth = None
         elif self.auth is None:
             self.auth = Verifier(keys)
+            self._auth_state = state
+            if state is not None:
+                self.auth.sent, self.auth.last = auth_state.load(state)
         else:
             self.auth.keys = keys
 
+    def save_auth_state(self, force: bool = False) -> None:
+        """At most once every SAVE_EVERY s (and when forced, at shutdown)."""
+        if self.auth is None or self._auth_state is None:
+            return
+        now = self.now()
+        if not force and now - self._auth_saved_at < auth_state.SAVE_EVERY:
+            return
+        self._auth_saved_at = now
+        try:
+            auth_state.save(self._auth_state, self.auth.sent, self.auth.last)
+        except OSError as exc:
+            self.counters["auth_state_errors"] += 1
+            if worth_logging(self.counters["auth_state_errors"]):
+                self.log.warning("%s: cannot save the advert authentication state: %s", self.name, exc)
+
     def _sign(self, vrrp: bytes) -> bytes:
         assert self.auth is not None
-        return sign(self.auth.keys, self.channel.local, vrrp, time.time_ns() // 1000)
+        trailer = sign(self.auth.keys, self.channel.local, vrrp, self.auth.next_counter(time.time_ns() // 1000))
+        self.save_auth_state()
+        return trailer
 
     def on_received(self, rx: Received) -> None:
         self.counters["adverts_received"] += 1
@@ -120,6 +146,7 @@ class InstanceRuntime:
             if reason is not None:
                 self._drop(reason, f"{rx.src}: {reason.replace('_', ' ')}")
                 return
+            self.save_auth_state()
         actions = self.router.handle(AdvertReceived(self.now(), rx.advert, rx.src, rx.ttl))
         if not any(isinstance(a, Dropped) for a in actions):
             self._heard_at = self.now()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import signal
 import time
+from ipaddress import ip_address
 from pathlib import Path
 
+from cloudvip import auth_state
 from cloudvip.lab.daemons import Daemon, instance_block
 from cloudvip.lab.topology import Topology
 
@@ -61,8 +63,13 @@ def test_wrong_key_ignored_and_rotation_without_failover(tmp_path: Path) -> None
         write_keys(files[1], f"1 {K1}\n")
         b.signal(signal.SIGHUP)
         assert topo.wait_for(lambda: status(b)["counters"].get("drop_auth_unknown_key", 0) > 0, 5, 0.2), b.log
+        # the replay state survives a restart: a's last sent counter is in its root-only state file
+        assert a.term() == 0
+        saved_sent, saved_heard = auth_state.load(auth_state.state_path(a.conf, "VI_1"))
+        assert saved_sent > 0 and ip_address(str(topo.nodes[1].ip)) in saved_heard
     finally:
         for d in daemons:
             if d.alive:
                 d.kill()
+            auth_state.state_path(d.conf, "VI_1").unlink(missing_ok=True)
         topo.destroy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cloudvip import auth_state
 from cloudvip.advert_auth import (TRAILER_LEN, WINDOW_US, KeyFileError, Keys, Verifier, load_keys, parse_keys, sign,
                                   split)
 from cloudvip.packet import Advertisement, decode, encode
@@ -118,3 +120,45 @@ def test_a_key_file_someone_else_owns_is_refused(tmp_path: Path) -> None:
     finally:
         os.chown(path, 0, 0)
     assert load_keys(str(path)).signing_id == 1
+
+
+def test_a_sender_whose_clock_steps_back_is_not_taken_for_a_replay() -> None:
+    """The sender's wall clock jumps back 10 s (NTP, a VM restored): its counter does not, so
+    the receiver (whose clock did not move) keeps accepting every advert: no failover."""
+    k = keys(f"1 {K1}\n")
+    sender, receiver = Verifier(k), Verifier(k)
+    data = vrrp()
+    for i in range(40):  # 0.1 s adverts; the step after the 10th
+        sender_clock = NOW + i * 100_000 - (10_000_000 if i >= 10 else 0)
+        trailer = sign(k, SRC, data, sender.next_counter(sender_clock))
+        assert receiver.check(SRC, data, trailer, NOW + i * 100_000) is None, i
+
+
+def test_an_advert_captured_before_a_receiver_restart_is_a_replay_after_it(tmp_path: Path) -> None:
+    k = keys(f"1 {K1}\n")
+    data = vrrp()
+    sender, receiver = Verifier(k), Verifier(k)
+    captured = sign(k, SRC, data, sender.next_counter(NOW))
+    newer = sign(k, SRC, data, sender.next_counter(NOW + 100_000))
+    assert receiver.check(SRC, data, captured, NOW) is None
+    assert receiver.check(SRC, data, newer, NOW + 100_000) is None
+    state = auth_state.state_path("/etc/keepalived/keepalived.conf", "VI_1", tmp_path)
+    auth_state.save(state, receiver.sent, receiver.last)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600 and stat.S_IMODE(state.parent.stat().st_mode) == 0o700
+
+    restarted = Verifier(k)
+    restarted.sent, restarted.last = auth_state.load(state)
+    assert restarted.check(SRC, data, captured, NOW + 200_000) == "auth_replay"  # within the window, yet old
+    assert restarted.check(SRC, data, sign(k, SRC, data, sender.next_counter(NOW + 200_000)), NOW + 200_000) is None
+    # a sender restarted with its clock stepped back goes on from the counter it saved
+    auth_state.save(state, sender.sent, {})
+    again = Verifier(k)
+    again.sent, _ = auth_state.load(state)
+    assert again.next_counter(NOW - 10_000_000) == sender.sent + 1
+
+
+def test_unreadable_auth_state_starts_empty(tmp_path: Path) -> None:
+    bad = tmp_path / "auth.json"
+    bad.write_text("{not json")
+    assert auth_state.load(bad) == (0, {})
+    assert auth_state.load(tmp_path / "missing.json") == (0, {})
