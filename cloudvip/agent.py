@@ -1,12 +1,14 @@
 """`cloudvip run`: all instances of a config in one asyncio process.
 
-SIGTERM/SIGINT: priority-0 adverts, VIPs released, exit 0. SIGHUP: reload;
-instances whose settings did not change keep running (a master stays master).
+SIGTERM/SIGINT: priority-0 adverts, VIPs released, exit 0. SIGHUP: reload; what can change in
+place does (a master stays master), only a changed identity (interface, VRID, VIPs ...) restarts
+an instance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -28,8 +30,24 @@ from .vip_mover import VipMover
 
 log = logging.getLogger("cloudvip")
 SHUTDOWN_GRACE = 5.0  # seconds to let movers release VIPs on exit
+#: what a reload can only apply by restarting the instance (a priority-0 handover): its identity on
+#: the wire and on the host
+RESTART_SETTINGS = ("interface", "vrid", "version", "unicast_src_ip", "unicast_ttl", "vips", "vips_excluded")
 PEERS_TRACK = "peers"  # the tracked object that holds an instance in FAULT while no peer is known
 
+
+
+def changed_settings(old: VrrpInstance, new: VrrpInstance) -> list[str]:
+    return [f.name for f in dataclasses.fields(new)
+            if f.name != "loc" and settings_key(getattr(old, f.name)) != settings_key(getattr(new, f.name))]
+
+
+def restart_reasons(old: VrrpInstance, new: VrrpInstance) -> list[str]:
+    """The changed settings a reload cannot apply in place (empty: it can)."""
+    reasons = [name for name in changed_settings(old, new) if name in RESTART_SETTINGS]
+    if provider_name(old) != provider_name(new):
+        reasons.append(f"provider ({provider_name(old)} -> {provider_name(new)})")
+    return reasons
 
 class StartupError(Exception):
     pass
@@ -307,14 +325,27 @@ class Agent:
         assert self.coordinator is not None
         self.coordinator.update(cfg)
         wanted = {inst.name: inst for inst in cfg.instances}
-        gone = [rt for name, rt in self.instances.items()
-                if name not in wanted or settings_key(wanted[name]) != settings_key(rt.config)]
+        gone: list[InstanceRuntime] = []
+        changed: list[tuple[InstanceRuntime, VrrpInstance]] = []
+        for name, rt in self.instances.items():
+            new = wanted.get(name)
+            if new is None:
+                gone.append(rt)
+                continue
+            forcing = restart_reasons(rt.config, new)
+            if forcing:
+                log.info("%s: %s changed: restarting the instance", name, ", ".join(forcing))
+                gone.append(rt)
+            elif settings_key(new) != settings_key(rt.config):
+                changed.append((rt, new))
         for rt in gone:
             rt.shutdown()
         await self._settle_and_close(gone)
         for rt in gone:
             del self.instances[rt.name]
         kept = len(self.instances)
+        for rt, new in changed:
+            await self._update_in_place(rt, new)
         for rt in self.instances.values():  # rotated keys take effect without a restart
             if rt.config.auth_key_file:
                 try:
@@ -331,5 +362,58 @@ class Agent:
             if not ch.handlers:
                 ch.close()
                 del self.channels[key]
-        log.info("reload done: %d kept, %d restarted or removed, %d started", kept, len(gone),
-                 len(self.instances) - kept)
+        log.info("reload done: %d kept, %d restarted or removed, %d started, %d updated in place", kept, len(gone),
+                 len(self.instances) - kept, len(changed))
+
+    async def _update_in_place(self, rt: InstanceRuntime, new: VrrpInstance) -> None:
+        """Apply a changed instance without a restart (no priority-0 advert, no failover):
+        notify scripts, tracked objects and weights, priority, timers, preemption, peers,
+        authentication; a changed cloud block gets a new provider behind a new mover."""
+        old = rt.config
+        log.info("%s: %s changed: applied in place", rt.name, ", ".join(changed_settings(old, new)))
+        if settings_key(old.cloud) != settings_key(new.cloud):
+            await self._replace_provider(rt, new)
+        configured = {p.address for p in old.unicast_peers}
+        discovered = [a for a in rt.router.params.peers if a not in configured]
+        rt.reconfigure(new, router_params(new, rt.router.params.primary_address, discovered,
+                                          bool(rt.mover.provider.peer_refresh)))
+        assert self.coordinator is not None
+        tracks = dict(self.coordinator.initial_tracks(rt.name))
+        up: dict[str, bool] = {}
+        for name in {new.interface, *(ref.name for ref in new.track_interfaces)}:
+            try:
+                up[name] = (await self.host.link(name)).up
+            except LookupError:  # a missing interface is a down one
+                up[name] = False
+        tracks.update(self._link_states(new, up))
+        for name in list(rt.router.tracks):
+            if name.split(":", 1)[0] in ("script", "file", "interface") and name not in tracks:
+                rt.untrack(name)
+        for name, state in tracks.items():
+            rt.track(name, state)
+
+    async def _replace_provider(self, rt: InstanceRuntime, new: VrrpInstance) -> None:
+        """The cloud block's settings changed: start a provider with them, then hand the old
+        mover's state to a new one; if it cannot start, the old one goes on (and says so)."""
+        ilog = logging.getLogger(f"cloudvip.{new.name}")
+        provider = load_provider(provider_name(new))(ProviderContext(new, self._gdefs(), self.host, ilog))
+        try:
+            await provider.start()
+        except Exception as exc:
+            log.error("reload: %s: the new %s settings do not start (%s): keeping the running provider",
+                      new.name, provider.name, exc)
+            await provider.close()
+            return
+        old_mover = rt.mover
+        await old_mover.stop()
+        mover = VipMover(new.name, provider, ilog)
+        rt.replace_mover(mover)
+        mover.start(previous=old_mover)
+        await old_mover.provider.close()
+        task = self._peer_tasks.pop(rt.name, None)
+        if task is not None:
+            task.cancel()
+        if provider.peer_refresh:
+            self._peer_tasks[rt.name] = asyncio.create_task(
+                self._refresh_peers(rt, rt.router.params.primary_address, provider.peer_refresh),
+                name=f"peers-{rt.name}")

@@ -21,7 +21,7 @@ from .logs import worth_logging
 from .packet import AuthType, IPAddress
 from .state_machine import (Action, AdvertReceived, ArmTimer, Dropped, Event, Notify, PeerPolicy, RefreshVips,
                             ReleaseVips, Router, RouterParams, SendAdvert, Shutdown, Start, State, TakeVips, TimerFired,
-                            TrackChanged)
+                            Reconfigured, TrackChanged)
 from .tracking import TrackState
 from .transport import Channel, Received
 from .vip_mover import VipMover
@@ -62,7 +62,7 @@ class InstanceRuntime:
         self.counters: Counter[str] = Counter()
         self.transitions: deque[Transition] = deque(maxlen=32)
         self._destinations: list[IPAddress] = []
-        self.set_peers(params)
+        self.set_destinations(params)
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._on_notify = on_notify
@@ -72,8 +72,7 @@ class InstanceRuntime:
         self._auth_state: Path | None = None  # where the replay state survives a restart
         self._auth_saved_at = float("-inf")
         self._heard_at: float | None = None  # the last advert accepted from another router
-        mover.contested = self.hearing_another_master
-        mover.current_master = self.current_master
+        self.replace_mover(mover)
 
     @property
     def name(self) -> str:
@@ -85,6 +84,9 @@ class InstanceRuntime:
     def set_peers(self, params: RouterParams) -> None:
         """New peer set (discovered in the cloud): who we accept adverts from and send them to."""
         self.router.params = params
+        self.set_destinations(params)
+
+    def set_destinations(self, params: RouterParams) -> None:
         self._destinations = list(params.peers) or ([] if params.unicast else [self.channel.group])
 
     def handle(self, event: Event) -> None:
@@ -103,6 +105,23 @@ class InstanceRuntime:
     def track(self, name: str, state: TrackState) -> None:
         if self.router.tracks.get(name) != state:
             self.handle(TrackChanged(self.now(), name, state))
+
+    def untrack(self, name: str) -> None:
+        if name in self.router.tracks:
+            self.handle(TrackChanged(self.now(), name, None))
+
+    def reconfigure(self, config: VrrpInstance, params: RouterParams) -> None:
+        """A reload's new settings, in place: no restart, no priority-0 advert, no failover."""
+        self.config = config
+        self.mover.provider.ctx.instance = config
+        self.set_destinations(params)
+        self.handle(Reconfigured(self.now(), params))
+
+    def replace_mover(self, mover: VipMover) -> None:
+        """A new provider (its settings changed on reload) behind a new mover, same VRRP state."""
+        self.mover = mover
+        mover.contested = self.hearing_another_master
+        mover.current_master = self.current_master
 
     def set_keys(self, keys: Keys | None, state: Path | None = None) -> None:
         """cloudvip's advert authentication (None: off); new keys keep the replay state, which

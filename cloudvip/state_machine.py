@@ -75,11 +75,19 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True)
 class TrackChanged:
-    """A tracked object (script, interface, file, operator override) changed."""
+    """A tracked object (script, interface, file, operator override) changed; None: no longer tracked."""
 
     now: float
     name: str
-    state: TrackState
+    state: TrackState | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigured:
+    """New settings applied in place (a reload): priority, timers, preemption, peers, auth."""
+
+    now: float
+    params: RouterParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +104,7 @@ class GroupTransition:
     reason: str
 
 
-Event = Start | AdvertReceived | TimerFired | TrackChanged | Shutdown | GroupTransition
+Event = Start | AdvertReceived | TimerFired | TrackChanged | Reconfigured | Shutdown | GroupTransition
 
 
 # ---- actions ----------------------------------------------------------------
@@ -225,6 +233,8 @@ class Router:
                 return self._timer(now)
             case TrackChanged(now, name, state):
                 return self._track(now, name, state)
+            case Reconfigured(now, params):
+                return self._reconfigure(now, params)
             case Shutdown(now):
                 return self._shutdown(now)
             case GroupTransition(now, state, reason):
@@ -301,9 +311,21 @@ class Router:
         self.deadline = None
         return []
 
-    def _track(self, now: float, name: str, state: TrackState) -> list[Action]:
+    def _reconfigure(self, now: float, params: RouterParams) -> list[Action]:
+        """No transition of its own: a master advertises a new priority at once (a better backup
+        may preempt, as after a tracked change); the new interval counts from the next advert."""
         before_prio = self.priority
-        self.tracks[name] = state
+        self.params = params
+        if self.state is State.MASTER and self.priority != before_prio:
+            return [self._send(), self._arm(now + self.advert_interval)]
+        return []
+
+    def _track(self, now: float, name: str, state: TrackState | None) -> list[Action]:
+        before_prio = self.priority
+        if state is None:
+            self.tracks.pop(name, None)
+        else:
+            self.tracks[name] = state
         after_prio, faulted = self.priority, self.faulted
         if self.state in (State.INIT, State.STOP):
             return []

@@ -103,14 +103,21 @@ class VipMover:
         self._split_since: float | None = None  # when the cloud began pointing to a peer
         self._split_hold = self._split_hold_base = split_brain_hold
 
-    def start(self) -> None:
+    def start(self, previous: VipMover | None = None) -> None:
         """Start, and first make sure we hold nothing: a crashed agent may have left its
-        addresses behind (keepalived likewise removes its VIPs at startup)."""
+        addresses behind (keepalived likewise removes its VIPs at startup). With `previous` (the
+        mover of the same instance before a reload changed its provider's settings): take over
+        its wish instead, its counters too; a holder re-takes through the new provider, whose
+        check finds the VIP its own (no write)."""
         self._task = asyncio.create_task(self._run(), name=f"mover-{self.name}")
         if self.provider.reconcile_interval:
             self._reconciler = asyncio.create_task(self._reconcile(self.provider.reconcile_interval),
                                                    name=f"reconcile-{self.name}")
-        self.want(False)
+        if previous is None:
+            self.want(False)
+            return
+        self.stats = previous.stats
+        self.want(previous.desired)
 
     def want(self, hold: bool, yield_to: IPAddress | None = None) -> None:
         if hold:

@@ -267,3 +267,43 @@ def test_peer_discovery_failing_never_means_anyone(world: World) -> None:
     assert "keeping the peers known" in a.log
     assert a.status()["instances"][0]["counters"].get("transitions", 0) == transitions
     assert vip_enis(ec2) == [ec2.enis[0]] and a.has_vip() and not b.has_vip()
+
+
+def test_a_reload_applies_changes_in_place_without_a_failover(world: World) -> None:
+    """A master whose notify script, track_script list and reconcile_interval (its provider's
+    settings) change over a reload stays master: no transition, no priority-0 advert on the wire
+    (a probe in the backup's namespace sees every advert), no API write; the new settings work."""
+    from cloudvip.lab.probe import Probe
+
+    topo, ec2 = world.topo, world.ec2
+    a, b = world.pair()
+    probe = Probe(topo, topo.nodes[1])
+    try:
+        before = a.status()["instances"][0]
+        script = world.tmp / "check.sh"
+        script.write_text("#!/bin/sh\nexit 0\n")
+        script.chmod(0o755)
+        text = a.conf.read_text().replace("        reconcile_interval 1\n", "        reconcile_interval 2\n")
+        text = text.replace("vrrp_instance VI_1 {", f'vrrp_script chk {{\n    script "{script}"\n    interval 1\n'
+                            "    weight 10\n}\n\nvrrp_instance VI_1 {", 1)
+        text = text.replace("    cloud aws {", f'    notify "{script}"\n    track_script {{\n        chk\n    }}\n'
+                            "    cloud aws {", 1)
+        a.conf.write_text(text)
+        t0 = time.monotonic()
+        a.signal(signal.SIGHUP)
+        assert topo.wait_for(lambda: "reload done" in a.log, 10, 0.05), a.log
+        assert "VI_1: track_scripts, notify, cloud changed: applied in place" in a.log, a.log
+        assert "0 restarted or removed" in a.log and "1 updated in place" in a.log
+        assert topo.wait_for(lambda: a.status()["instances"][0]["priority"]["effective"] == 110, 5, 0.1)
+        time.sleep(2)
+        after = a.status()["instances"][0]
+        assert after["state"] == "MASTER" and after["counters"]["transitions"] == before["counters"]["transitions"]
+        zero = [e for e in probe.events if e["ev"] == "advert" and e["src"] == str(topo.nodes[0].ip)
+                and e["t"] >= t0 and e["prio"] == 0]
+        assert zero == [] and b.status()["instances"][0]["state"] == "BACKUP"
+        assert writes() == {} and world.holds("secondary_ip", 0, a)
+        # the new provider (reconcile_interval 2) reconciles: a removal behind its back comes back
+        world.site.remove_in_cloud("secondary_ip", VIP, ec2.enis[0])
+        assert topo.wait_for(lambda: world.holds("secondary_ip", 0, a), 5, 0.05), a.log
+    finally:
+        probe.close()

@@ -424,3 +424,36 @@ def test_a_flood_of_lower_priority_adverts_is_answered_once_per_advert_interval_
     assert kinds(r.handle(AdvertReceived(10.5, advert(r, 50), LOWER_IP))) == [SendAdvert, RefreshVips]
     assert kinds(r.handle(AdvertReceived(11.0, advert(r, 50), HIGHER_IP))) == [SendAdvert, RefreshVips]
     assert r.state is State.MASTER
+
+
+def test_settings_applied_in_place_make_no_transition() -> None:
+    """A reload's new priority reaches the wire at once from a master; a removed tracked object
+    no longer counts; neither is a transition."""
+    from dataclasses import replace
+
+    from cloudvip.state_machine import Reconfigured, TrackChanged
+    from cloudvip.tracking import TrackState
+
+    r = master()
+    assert kinds(r.handle(Reconfigured(10.0, replace(r.params, priority=120)))) == [SendAdvert, ArmTimer]
+    assert r.state is State.MASTER and r.priority == 120
+    assert r.handle(Reconfigured(10.1, replace(r.params, advert_interval_cs=200))) == []  # next advert's interval
+    r.handle(TrackChanged(10.2, "script:chk", TrackState(delta=-30)))
+    assert r.priority == 90
+    r.handle(TrackChanged(10.3, "script:chk", None))
+    assert r.priority == 120 and "script:chk" not in r.tracks and r.state is State.MASTER
+
+
+def test_which_changed_settings_need_a_restart() -> None:
+    from dataclasses import replace
+
+    from cloudvip.agent import restart_reasons
+    from cloudvip.config import loads
+
+    inst = loads("vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n"
+                 " virtual_ipaddress {\n  10.0.0.100/24\n }\n}\n").instances[0]
+    assert restart_reasons(inst, replace(inst, priority=150, advert_int=2.0, nopreempt=True)) == []
+    assert restart_reasons(inst, replace(inst, vrid=52, interface="eth1")) == ["interface", "vrid"]
+    cloud = loads("vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n"
+                  " virtual_ipaddress {\n  10.0.0.100/24\n }\n cloud aws {\n  mode secondary_ip\n }\n}\n").instances[0]
+    assert restart_reasons(inst, replace(inst, cloud=cloud.cloud)) == ["provider (linux -> aws)"]
