@@ -12,12 +12,15 @@ import dataclasses
 import logging
 import os
 import signal
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError, VrrpInstance, settings_key
 from .coordination import Coordinator
 from .hostnet import HostNetwork, Link
+from .logs import worth_logging
 from .instance import InstanceRuntime, router_params
 from .provider import ProviderContext, load_checked, load_provider, provider_name
 from .advert_auth import KeyFileError, load_keys
@@ -34,6 +37,7 @@ SHUTDOWN_GRACE = 5.0  # seconds to let movers release VIPs on exit
 #: the wire and on the host
 RESTART_SETTINGS = ("interface", "vrid", "version", "unicast_src_ip", "unicast_ttl", "vips", "vips_excluded")
 PEERS_TRACK = "peers"  # the tracked object that holds an instance in FAULT while no peer is known
+PROVIDER_RETRY_FIRST, PROVIDER_RETRY_MAX = 1.0, 60.0  # seconds between tries to start a provider
 
 
 
@@ -49,8 +53,28 @@ def restart_reasons(old: VrrpInstance, new: VrrpInstance) -> list[str]:
         reasons.append(f"provider ({provider_name(old)} -> {provider_name(new)})")
     return reasons
 
+@dataclass
+class Waiting:
+    """An instance whose provider could not start: out of the election (FAULT, as its peers see
+    it: no adverts) while its start is retried with backoff; every other instance runs."""
+
+    config: VrrpInstance
+    reason: str
+    since: float = field(default_factory=time.time)
+    attempts: int = 1
+    task: asyncio.Task[None] | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {"name": self.config.name, "state": "FAULT", "reason": self.reason, "since": self.since,
+                "attempts": self.attempts}
+
+
 class StartupError(Exception):
     pass
+
+
+class ProviderStartError(StartupError):
+    """The instance's provider could not start (the cloud API or metadata unreachable, a bad token)."""
 
 
 def load_config(path: Path, config_id: str | None) -> Config:
@@ -74,6 +98,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[None] | None = None
         self._started = False  # until every instance has started
+        self.waiting: dict[str, Waiting] = {}  # instances whose provider could not start yet
         self._reload_pending = False  # a SIGHUP came while starting or reloading
         self.config: Config | None = None
         self.coordinator: Coordinator | None = None
@@ -129,21 +154,23 @@ class Agent:
         self.coordinator = Coordinator(self.config, self.instances)
         await self.coordinator.start()
         for inst in self.config.instances:
-            await self._add_instance(inst)
+            await self._add_or_wait(inst)
         await self.host.watch_links(self._on_link)
         if self.control is not None:
-            self.control.instances = self.instances
+            self.control.instances, self.control.waiting = self.instances, self.waiting
             await self.control.start()
         if self.metrics:
             from .metrics import RuntimeCollector, serve
 
             serve(self.metrics, RuntimeCollector(lambda: self.instances,
-                                                 lambda: {n: rt.mover for n, rt in self.instances.items()}, loop))
+                                                 lambda: {n: rt.mover for n, rt in self.instances.items()}, loop,
+                                                 waiting=lambda: self.waiting))
 
     def stop(self) -> None:
         self._stop.set()
 
     async def _shutdown(self) -> None:
+        self._stop_waiting()
         for rt in list(self.instances.values()):
             rt.shutdown()
         await self._settle_and_close(list(self.instances.values()))
@@ -183,7 +210,11 @@ class Agent:
         try:
             await provider.start()
         except Exception as exc:
-            raise StartupError(f"{inst.name}: provider {provider.name} failed to start: {exc}") from exc
+            try:
+                await provider.close()
+            except Exception:  # half started: nothing of it must stop the retry
+                ilog.debug("%s: closing the provider that failed to start", inst.name, exc_info=True)
+            raise ProviderStartError(f"{inst.name}: provider {provider.name} failed to start: {exc}") from exc
         discovered: list[Any] = []
         if provider.peer_refresh:
             try:
@@ -225,6 +256,41 @@ class Agent:
             rt.track(ref_name, state)
         rt.start()
         return rt
+
+    async def _add_or_wait(self, inst: VrrpInstance) -> None:
+        """Start the instance; if its provider cannot start, it waits out of the election while
+        the start is retried, and the others run."""
+        try:
+            await self._add_instance(inst)
+        except ProviderStartError as exc:
+            log.error("%s; %s stays out of the election (FAULT) and its start is retried", exc, inst.name)
+            waiting = Waiting(inst, str(exc))
+            self.waiting[inst.name] = waiting
+            waiting.task = asyncio.create_task(self._retry_start(waiting), name=f"start-{inst.name}")
+
+    async def _retry_start(self, waiting: Waiting) -> None:
+        delay = PROVIDER_RETRY_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, PROVIDER_RETRY_MAX)
+            waiting.attempts += 1
+            try:
+                await self._add_instance(waiting.config)
+            except StartupError as exc:
+                if str(exc) != waiting.reason or worth_logging(waiting.attempts):
+                    log.warning("%s (attempt %d; next in %.0f s)", exc, waiting.attempts, delay)
+                waiting.reason = str(exc)
+                continue
+            self.waiting.pop(waiting.config.name, None)
+            log.info("%s: provider started (attempt %d): joining the election", waiting.config.name,
+                     waiting.attempts)
+            return
+
+    def _stop_waiting(self) -> None:
+        for waiting in self.waiting.values():
+            if waiting.task is not None:
+                waiting.task.cancel()
+        self.waiting.clear()
 
     def _gdefs(self) -> Any:
         assert self.config is not None
@@ -324,6 +390,7 @@ class Agent:
         self.config = cfg
         assert self.coordinator is not None
         self.coordinator.update(cfg)
+        self._stop_waiting()  # tried again below with the new settings, at once
         wanted = {inst.name: inst for inst in cfg.instances}
         gone: list[InstanceRuntime] = []
         changed: list[tuple[InstanceRuntime, VrrpInstance]] = []
@@ -355,7 +422,7 @@ class Agent:
         for name, inst in wanted.items():
             if name not in self.instances:
                 try:
-                    await self._add_instance(inst)
+                    await self._add_or_wait(inst)
                 except StartupError as exc:
                     log.error("reload: %s", exc)
         for key, ch in list(self.channels.items()):  # sockets no instance uses any more

@@ -67,6 +67,8 @@ def process_status() -> dict[str, Any]:
 class ControlServer:
     def __init__(self, path: str, instances: dict[str, InstanceRuntime]) -> None:
         self.path, self.instances = path, instances
+        #: instances waiting for their provider to start (the agent's Waiting records)
+        self.waiting: dict[str, Any] = {}
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -97,7 +99,8 @@ class ControlServer:
         cmd = request.get("cmd")
         if cmd == "status":
             return {"ok": True, "process": process_status(),
-                    "instances": [instance_status(rt) for rt in self.instances.values()]}
+                    "instances": [instance_status(rt) for rt in self.instances.values()],
+                    "waiting": [w.status() for w in self.waiting.values()]}
         if cmd in OVERRIDES or cmd == "undo":
             rt = self.instances.get(str(request.get("instance")))
             if rt is None:

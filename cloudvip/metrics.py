@@ -7,7 +7,7 @@ new drop reason, a new provider operation)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client import ProcessCollector
@@ -37,11 +37,13 @@ Family = GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily
 
 class RuntimeCollector(Collector):
     def __init__(self, instances: Callable[[], dict[str, InstanceRuntime]],
-                 movers: Callable[[], dict[str, VipMover]], loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 movers: Callable[[], dict[str, VipMover]], loop: asyncio.AbstractEventLoop | None = None,
+                 waiting: Callable[[], Mapping[str, object]] = dict) -> None:
         """instances: the VRRP runtimes (the agent; none for the companion); movers: every
         instance's VipMover (the agent's or the companion's); loop: the event loop that owns
-        them (None: collect in the caller's thread, for a caller that is that loop's)."""
-        self.instances, self.movers, self.loop = instances, movers, loop
+        them (None: collect in the caller's thread, for a caller that is that loop's); waiting:
+        the instances whose provider has not started (FAULT)."""
+        self.instances, self.movers, self.loop, self.waiting = instances, movers, loop, waiting
 
     def collect(self) -> Iterator[Family]:
         if self.loop is None:
@@ -52,9 +54,10 @@ class RuntimeCollector(Collector):
         return self.snapshot()
 
     def snapshot(self) -> list[Family]:
-        return [*self._vrrp(self.instances()), *self._provider(self.movers())]
+        return [*self._vrrp(self.instances(), list(self.waiting())), *self._provider(self.movers())]
 
-    def _vrrp(self, runtimes: dict[str, InstanceRuntime]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def _vrrp(self, runtimes: dict[str, InstanceRuntime],
+              waiting: list[str]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = GaugeMetricFamily("cloudvip_state", "1 for the instance's current VRRP state",
                                   labels=["instance", "state"])
         prio = GaugeMetricFamily("cloudvip_priority", "VRRP priority", labels=["instance", "kind"])
@@ -75,6 +78,9 @@ class RuntimeCollector(Collector):
                     drops.add_metric([name, key[5:]], n)
             for reason, n in rt.channel.drops.items():  # decoded before any instance saw them
                 drops.add_metric([name, reason], n)
+        for name in waiting:  # its provider has not started: out of the election
+            for s in State:
+                state.add_metric([name, s.value], 1.0 if s is State.FAULT else 0.0)
         yield state
         yield prio
         yield from counters.values()

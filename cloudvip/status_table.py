@@ -29,6 +29,9 @@ def render(reply: dict[str, Any]) -> str:
         for t in inst["transitions"][-5:]:
             stamp = time.strftime("%H:%M:%S", time.localtime(t["at"]))
             lines.append(f"    {stamp} {t['from']} -> {t['to']} ({t['reason']})")
+    for waiting in reply.get("waiting", []):
+        lines.append(f"{waiting['name']}: FAULT  out of the election, its provider has not started "
+                     f"(attempt {waiting['attempts']}): {waiting['reason']}")
     proc = reply.get("process")
     if proc:
         lines.append(f"process {proc['pid']}: {proc['tasks']} tasks, {proc['fds']} fds, {proc['threads']} threads, "

@@ -307,3 +307,41 @@ def test_a_reload_applies_changes_in_place_without_a_failover(world: World) -> N
         assert topo.wait_for(lambda: world.holds("secondary_ip", 0, a), 5, 0.05), a.log
     finally:
         probe.close()
+
+
+def test_one_provider_that_cannot_start_does_not_stop_the_other_instances(world: World) -> None:
+    """Two instances in one file: VI_1 on the linux provider, VI_2 on aws with its metadata
+    service unreachable at boot. VI_1 is elected at once; VI_2 waits out of the election (FAULT,
+    in status and the log) while its start is retried; when IMDS answers, it joins."""
+    from cloudvip.lab.aws_site import IMDS_PORT
+    from cloudvip.lab.ec2_emulator import REGION
+    from cloudvip.lab.netns_services import FakeImds
+
+    topo, ec2 = world.topo, world.ec2
+    node, peer = topo.nodes
+    late_port = IMDS_PORT + 1  # nothing answers there yet
+    conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
+        node, [peer], priority=100, version=3, advert=0.1, vrid=52, vip="198.51.100.150/24") + "\n" + \
+        instance_block(node, [peer], name="VI_2", priority=100, version=3, advert=0.1,
+                       extra=world.site.cloud_block("secondary_ip").replace(f":{IMDS_PORT}", f":{late_port}"))
+    d = Daemon(topo, node, "cloudvip", conf, world.tmp).start()
+    world.agents.append(d)
+    imds: FakeImds | None = None
+    try:
+        assert topo.wait_for(lambda: d.has_vip("198.51.100.150"), 10, 0.02), d.log  # VI_1 runs
+        assert topo.wait_for(lambda: "VI_2 stays out of the election (FAULT)" in d.log, 10, 0.05), d.log
+        status = d.status()
+        assert [i["name"] for i in status["instances"]] == ["VI_1"]
+        waiting = status["waiting"][0]
+        assert waiting["name"] == "VI_2" and waiting["state"] == "FAULT" and "IMDS" in waiting["reason"]
+        assert vip_enis(ec2) == [] and d.alive
+        time.sleep(4)  # the metadata service comes back
+        imds = FakeImds(node.name, late_port, {"instance_id": ec2.instances[0], "mac": node.mac, "region": REGION,
+                                              "eni": ec2.enis[0]})
+        assert topo.wait_for(lambda: vip_enis(ec2) == [ec2.enis[0]] and d.has_vip(VIP), 20, 0.05), d.log
+        assert "VI_2: provider started (attempt" in d.log and d.status()["waiting"] == []
+        assert d.has_vip("198.51.100.150")  # VI_1 went on all along
+        assert d.log.count("VI_1: BACKUP -> MASTER") == 1
+    finally:
+        if imds is not None:
+            imds.close()

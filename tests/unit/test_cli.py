@@ -45,3 +45,13 @@ def test_console_entry_point_runs() -> None:
                           str(DATA / "tutorial" / "08-haproxy.conf")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "tracks: script check_haproxy(-50)" in out.stdout
+
+
+def test_status_shows_an_instance_waiting_for_its_provider() -> None:
+    from cloudvip.status_table import render
+
+    text = render({"ok": True, "instances": [], "waiting": [
+        {"name": "VI_2", "state": "FAULT", "reason": "VI_2: provider aws failed to start: IMDS down",
+         "since": 0.0, "attempts": 3}]})
+    assert text == ("VI_2: FAULT  out of the election, its provider has not started (attempt 3): "
+                    "VI_2: provider aws failed to start: IMDS down")
