@@ -82,7 +82,9 @@ def test_status_takeover_release(tmp_path: Path) -> None:
         # undone on restart
         b.kill()
         b.start()
-        assert topo.wait_for(lambda: a.has_vip() and status(b)["state"] == "BACKUP", 10, 0.1), b.log
+        b_socket = Path(socket_path(str(b.conf), "agent"))  # there once b has started again
+        assert topo.wait_for(lambda: a.has_vip() and b_socket.exists() and status(b)["state"] == "BACKUP", 10, 0.1), \
+            b.log
         assert status(b)["priority"]["effective"] == 90 and status(b)["override"] is None
 
         bad = cli("takeover", "VI_9", "-f", str(a.conf))
