@@ -40,7 +40,6 @@ PEERS_TRACK = "peers"  # the tracked object that holds an instance in FAULT whil
 PROVIDER_RETRY_FIRST, PROVIDER_RETRY_MAX = 1.0, 60.0  # seconds between tries to start a provider
 
 
-
 def changed_settings(old: VrrpInstance, new: VrrpInstance) -> list[str]:
     return [f.name for f in dataclasses.fields(new)
             if f.name != "loc" and settings_key(getattr(old, f.name)) != settings_key(getattr(new, f.name))]
@@ -52,6 +51,7 @@ def restart_reasons(old: VrrpInstance, new: VrrpInstance) -> list[str]:
     if provider_name(old) != provider_name(new):
         reasons.append(f"provider ({provider_name(old)} -> {provider_name(new)})")
     return reasons
+
 
 @dataclass
 class Waiting:
@@ -245,17 +245,22 @@ class Agent:
         if provider.peer_refresh:
             self._track_peers(rt)
         # the links as they are now, then every change from link events
-        up = {link.name: link.up}
-        for ref in inst.track_interfaces:
-            if ref.name not in up:
-                try:
-                    up[ref.name] = (await self.host.link(ref.name)).up
-                except LookupError:  # a missing interface is a down one
-                    up[ref.name] = False
-        for ref_name, state in self._link_states(inst, up).items():
+        for ref_name, state in (await self._current_link_states(inst, {link.name: link.up})).items():
             rt.track(ref_name, state)
         rt.start()
         return rt
+
+    async def _current_link_states(self, inst: VrrpInstance, known: dict[str, bool]) -> dict[str, Any]:
+        """_link_states() for the instance's interface and track_interface entries as they are now
+        (`known`: links already read)."""
+        up = dict(known)
+        for name in (inst.interface, *(ref.name for ref in inst.track_interfaces)):
+            if name not in up:
+                try:
+                    up[name] = (await self.host.link(name)).up
+                except LookupError:  # a missing interface is a down one
+                    up[name] = False
+        return self._link_states(inst, up)
 
     async def _add_or_wait(self, inst: VrrpInstance) -> None:
         """Start the instance; if its provider cannot start, it waits out of the election while
@@ -446,13 +451,7 @@ class Agent:
                                           bool(rt.mover.provider.peer_refresh)))
         assert self.coordinator is not None
         tracks = dict(self.coordinator.initial_tracks(rt.name))
-        up: dict[str, bool] = {}
-        for name in {new.interface, *(ref.name for ref in new.track_interfaces)}:
-            try:
-                up[name] = (await self.host.link(name)).up
-            except LookupError:  # a missing interface is a down one
-                up[name] = False
-        tracks.update(self._link_states(new, up))
+        tracks.update(await self._current_link_states(new, {}))
         for name in list(rt.router.tracks):
             if name.split(":", 1)[0] in ("script", "file", "interface") and name not in tracks:
                 rt.untrack(name)

@@ -72,9 +72,8 @@ PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ")
 DEFAULT_PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def script_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    source = os.environ if environ is None else environ
-    env = {k: v for k, v in source.items() if k in PASSED_ENV or k.startswith("LC_")}
+def script_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
     env.setdefault("PATH", DEFAULT_PATH_ENV)
     return env
 
