@@ -22,7 +22,7 @@ from .coordination import Coordinator
 from .hostnet import HostNetwork, Link
 from .logs import worth_logging
 from .instance import InstanceRuntime, router_params
-from .provider import ProviderContext, load_checked, load_provider, provider_name
+from .provider import ProviderContext, load_checked, load_provider, provider_name, within_deadline
 from .advert_auth import KeyFileError, load_keys
 from .auth_state import state_path
 from .control import ControlServer
@@ -187,11 +187,10 @@ class Agent:
             task = self._peer_tasks.pop(rt.name, None)
             if task is not None:
                 task.cancel()
-        results = await asyncio.gather(*(rt.mover.settle(SHUTDOWN_GRACE) for rt in runtimes))
+        results = await asyncio.gather(*(rt.mover.finish(SHUTDOWN_GRACE) for rt in runtimes))
         for rt, ok in zip(runtimes, results, strict=True):
             if not ok:
                 log.error("%s: VIP release did not finish within %.0f s", rt.name, SHUTDOWN_GRACE)
-            await rt.mover.stop()
             await rt.mover.provider.close()
 
     # ---------- building instances ----------
@@ -208,7 +207,7 @@ class Agent:
         ilog = logging.getLogger(f"cloudvip.{inst.name}")
         provider = load_provider(provider_name(inst))(ProviderContext(inst, self._gdefs(), self.host, ilog))
         try:
-            await provider.start()
+            await within_deadline(provider, "start", provider.start())
         except Exception as exc:
             try:
                 await provider.close()
@@ -218,7 +217,7 @@ class Agent:
         discovered: list[Any] = []
         if provider.peer_refresh:
             try:
-                discovered = await provider.discover_peers()
+                discovered = await within_deadline(provider, "peer discovery", provider.discover_peers())
                 ilog.info("%s: peers found in the cloud: %s", inst.name, ", ".join(map(str, discovered)) or "none")
             except Exception as exc:  # start with the configured peers; the refresh retries
                 ilog.warning("%s: peer discovery failed: %s", inst.name, exc)
@@ -315,7 +314,7 @@ class Agent:
         while True:
             await asyncio.sleep(every)
             try:
-                found = await provider.discover_peers()
+                found = await within_deadline(provider, "peer discovery", provider.discover_peers())
             except Exception as exc:
                 rt.log.warning("%s: peer discovery failed: %s; keeping the peers known", rt.name, exc)
                 continue
@@ -464,7 +463,7 @@ class Agent:
         ilog = logging.getLogger(f"cloudvip.{new.name}")
         provider = load_provider(provider_name(new))(ProviderContext(new, self._gdefs(), self.host, ilog))
         try:
-            await provider.start()
+            await within_deadline(provider, "start", provider.start())
         except Exception as exc:
             log.error("reload: %s: the new %s settings do not start (%s): keeping the running provider",
                       new.name, provider.name, exc)

@@ -33,7 +33,7 @@ from .config.model import IPAddress
 from .hostnet import HostNetwork
 from .logs import worth_logging
 from .notify import run_as_of
-from .provider import ProviderContext, load_checked, load_provider, provider_name
+from .provider import ProviderContext, load_checked, load_provider, provider_name, within_deadline
 from .scripts import RunAs, ScriptError, default_run_as
 from .service import ServiceManager
 from .vip_mover import VipMover
@@ -57,10 +57,10 @@ async def build_mover(cfg: Config, inst: VrrpInstance, host: HostNetwork) -> Vip
     ilog = logging.getLogger(f"cloudvip.{inst.name}")
     ctx = ProviderContext(inst, cfg.global_defs, host, ilog, manage_host=False)
     provider = load_provider(provider_name(inst))(ctx)
-    await provider.start()
+    await within_deadline(provider, "start", provider.start())
     if provider.peer_refresh:
         try:
-            await provider.discover_peers()
+            await within_deadline(provider, "peer discovery", provider.discover_peers())
         except Exception as exc:  # classification falls back to the configured peers
             ilog.warning("%s: peer discovery failed: %s", inst.name, exc)
     mover = VipMover(inst.name, provider, ilog)

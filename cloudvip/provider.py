@@ -12,13 +12,14 @@ package that registers one class:
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 from dataclasses import dataclass
 from enum import Enum
 import dataclasses
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable, TYPE_CHECKING, ClassVar
+from typing import Awaitable, Callable, TYPE_CHECKING, ClassVar, TypeVar
 
 from .config import Config, ConfigError, load
 from .config.diagnostics import Diagnostic, Diagnostics, Severity
@@ -27,6 +28,7 @@ from .config.model import GlobalDefs, IPAddress, VrrpInstance
 if TYPE_CHECKING:
     from .hostnet import HostNetwork
 
+T = TypeVar("T")
 ENTRY_POINT_GROUP = "cloudvip.providers"
 DEFAULT_PROVIDER = "linux"
 
@@ -79,6 +81,9 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     #: seconds between ownership checks while holding the VIP (None: nothing to reconcile)
     reconcile_interval: float | None = None
+    #: seconds one operation (start, take, holder, ...) may take in all, whatever calls, waits and
+    #: lookups it makes: past it the caller abandons it (within_deadline)
+    operation_timeout: float = 30.0
 
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
@@ -125,6 +130,19 @@ class Provider(abc.ABC):
 
     async def close(self) -> None:
         """Release resources (not the VIPs: the agent calls release() first)."""
+
+
+async def within_deadline(provider: Provider, what: str, operation: Awaitable[T]) -> T:
+    """Await one of the provider's operations under its operation_timeout: a call that hangs
+    (an API that never answers, an action that never ends) becomes a retryable ProviderError."""
+    try:
+        async with asyncio.timeout(provider.operation_timeout) as deadline:
+            return await operation
+    except TimeoutError:
+        if not deadline.expired():
+            raise  # a timeout inside the provider: its own error
+        raise ProviderError(f"{what}: no result within {provider.operation_timeout:g} s (operation_timeout)") \
+            from None
 
 
 def available_providers() -> dict[str, str]:

@@ -21,7 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_ran
 
 from .logs import worth_logging
 from .packet import IPAddress
-from .provider import Holder, HolderInfo, Provider, ProviderError
+from .provider import Holder, HolderInfo, Provider, ProviderError, within_deadline
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -93,6 +93,7 @@ class VipMover:
         self._reconciler: asyncio.Task[None] | None = None
         self._yield_to: IPAddress | None = None
         self._gave_up = False  # the last move failed for good: the reconciler tries it again
+        self.in_flight: Counter[str] = Counter()  # provider operations under way
         provider.ctx.wanted = lambda: self.desired
         #: has another master been heard lately? (set by the instance; unknown next to keepalived)
         self.contested: Callable[[], bool] = lambda: False
@@ -149,6 +150,27 @@ class VipMover:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    async def finish(self, grace: float) -> bool:
+        """Release within `grace` seconds and stop (at exit, or when a reload removes the
+        instance); True if released. An operation still under way that is not the release (a
+        take hanging in an API that never answers) is abandoned at once: its result no longer
+        matters, and the host address must not stay behind it. Release never waits on the cloud."""
+        self.want(False)
+        if +self.in_flight and set(self.in_flight) != {"release"}:
+            self.log.warning("%s: abandoning the %s under way to release now", self.name,
+                             ", ".join(sorted(op for op in self.in_flight if op != "release")))
+            await self.stop()
+            try:
+                await asyncio.wait_for(self._call("release"), grace)
+            except Exception as exc:
+                self._log_failure("release", exc)
+                return False
+            self.actual = False
+            return True
+        released = await self.settle(grace)
+        await self.stop()
+        return released
 
     async def _reconcile(self, interval: float) -> None:
         """While holding, check ownership in the cloud. Pointing to nobody or to a node that is
@@ -307,8 +329,9 @@ class VipMover:
     async def _call(self, op: str, *args: object) -> object:
         start = time.monotonic()
         self.stats.calls[op] += 1
+        self.in_flight[op] += 1
         try:
-            result = await getattr(self.provider, op)(*args)
+            result = await within_deadline(self.provider, op, getattr(self.provider, op)(*args))
             if op == "take" and result is not False:
                 self.stats.holder = Holder.SELF.value
             return result
@@ -317,5 +340,6 @@ class VipMover:
             self.stats.last_error = f"{op}: {exc}"
             raise
         finally:
+            self.in_flight[op] -= 1
             self.stats.last_duration = time.monotonic() - start
             self.stats.observe(op, self.stats.last_duration)

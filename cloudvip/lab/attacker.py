@@ -2,8 +2,9 @@
 target, for the hostile-input tests and bench. Prints one JSON line: packets sent, seconds.
 
     python -m cloudvip.lab.attacker TARGET KIND SECONDS|COUNT [--src ADDR] [--ttl N] [--vrid N] [--pass PW]
-                                    [--version 2|3] [--rate PPS]
-KIND: advert (a valid-looking VRRP advert, priority 254) or garbage (random bytes);
+                                    [--version 2|3] [--rate PPS] [--priority N]
+                                    [--address VIP]
+KIND: advert (a valid-looking VRRP advert, priority 254 unless --priority) or garbage (random bytes);
 `--count N` sends N packets, else for SECONDS, as fast as possible or at `--rate` packets/s.
 """
 
@@ -37,13 +38,15 @@ def main() -> None:
     ap.add_argument("--password", default="secretpw")
     ap.add_argument("--version", type=int, choices=(2, 3), default=2)
     ap.add_argument("--rate", type=float, default=0.0, help="packets per second (0: as fast as possible)")
+    ap.add_argument("--priority", type=int, default=254)
+    ap.add_argument("--address", type=IPv4Address, default=IPv4Address("198.51.100.100"), help="the VIP listed")
     args = ap.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     if args.kind == "advert":
         v2 = args.version == 2  # v2 with the PASS password; v3 has no authentication
-        vrrp = encode(Advertisement(version=args.version, vrid=args.vrid, priority=254, interval_cs=100,
-                                    addresses=(IPv4Address("198.51.100.100"),),
+        vrrp = encode(Advertisement(version=args.version, vrid=args.vrid, priority=args.priority, interval_cs=100,
+                                    addresses=(args.address,),
                                     auth_type=AuthType.PASS if v2 else AuthType.NONE,
                                     auth_data=args.password.encode()[:8].ljust(8, b"\0") if v2 else b""),
                       args.src, args.target)

@@ -69,21 +69,34 @@ class Forwarder:
         self.sock = listen_in_netns(ns, port)
         self.target_port = target_port
         self.paused = False  # the API unreachable from this namespace
+        self.hanging = False  # the API accepts connections and never answers
         self._open: list[socket.socket] = []
+        self.held: list[socket.socket] = []  # connections accepted while hanging
         threading.Thread(target=self._accept, daemon=True).start()
 
     def pause(self) -> None:
         """Make the API unreachable: cut open connections, refuse new ones until resume()."""
         self.paused = True
-        for s in self._open:
+        self._cut(self._open)
+
+    def hang(self) -> None:
+        """Make the API hang: cut open connections; new ones are accepted, and never answered
+        until resume()."""
+        self.hanging = True
+        self._cut(self._open)
+
+    @staticmethod
+    def _cut(sockets: list[socket.socket]) -> None:
+        for s in sockets:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self._open.clear()
+        sockets.clear()
 
     def resume(self) -> None:
-        self.paused = False
+        self.paused = self.hanging = False
+        self._cut(self.held)
 
     def _accept(self) -> None:
         while True:
@@ -93,6 +106,9 @@ class Forwarder:
                 return
             if self.paused:
                 client.close()
+                continue
+            if self.hanging:
+                self.held.append(client)
                 continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)

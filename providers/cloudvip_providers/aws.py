@@ -8,11 +8,11 @@ the split-brain rules are CloudProvider's.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from cloudvip.blocking import run_blocking
 from cloudvip.config.model import IPAddress
 from cloudvip.provider import ProviderContext, ProviderError
 
@@ -58,6 +58,7 @@ class AwsProvider(CloudProvider):
         self.settings = settings
         self.label = f"aws {settings.mode}"
         self.reconcile_interval = settings.reconcile_interval
+        self.operation_timeout = settings.operation_timeout
         self.peer_refresh = settings.peer_refresh if settings.peer_tag else None
         self.target: Target | None = None
         self._ec2: Any = None
@@ -71,14 +72,14 @@ class AwsProvider(CloudProvider):
             link = await self.ctx.host.link(self.ctx.instance.interface)
             imds = Imds(s.imds_endpoint, v1_fallback=s.imds_v1_fallback)
             try:
-                ident = await asyncio.to_thread(imds.identity, link.mac)
+                ident = await run_blocking(imds.identity, link.mac)
             except ImdsError as exc:
                 raise ProviderError(f"instance metadata: {exc} (set instance_id, eni and region in the cloud "
                                     "block to run without IMDS)", retryable=False) from None
             instance_id, eni, region = instance_id or ident.instance_id, eni or ident.eni, region or ident.region
         self.target = Target(instance_id, eni, region)
         self.me = eni
-        self._ec2 = await asyncio.to_thread(self._client, region)  # pay import and credential costs now
+        self._ec2 = await run_blocking(self._client, region)  # pay import and credential costs now
         if s.mode == "route_table":
             await self._warn_source_dest_check()
         await self.map_peers_early()
@@ -98,7 +99,7 @@ class AwsProvider(CloudProvider):
     async def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         started = time.monotonic()
         try:
-            result: dict[str, Any] = await asyncio.to_thread(getattr(self._ec2, op), **kwargs)
+            result: dict[str, Any] = await run_blocking(getattr(self._ec2, op), **kwargs)
         except Exception as exc:
             raise classify(exc) from None
         finally:

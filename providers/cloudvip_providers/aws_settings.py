@@ -12,6 +12,7 @@
         imds_endpoint http://127.0.0.1:1338   # default: AWS_EC2_METADATA_SERVICE_ENDPOINT / 169.254.169.254
         imds_v1_fallback             # allow IMDSv1 when the token call fails (off by default)
         reconcile_interval 10        # seconds between ownership checks as master
+        operation_timeout 30         # seconds a whole operation (start, check, move) may take
         peer_tag cloudvip:group=web  # fill unicast peers from instances with this tag
         peer_refresh 60
     }
@@ -26,7 +27,7 @@ from ipaddress import IPv4Address, ip_address
 from cloudvip.config.diagnostics import Diagnostics
 from cloudvip.config.model import CloudBlock, VrrpInstance
 
-from .cloud_settings import BlockReader
+from .cloud_settings import OPERATION_TIMEOUT, BlockReader
 
 MODES = ("secondary_ip", "elastic_ip", "route_table")
 _IDS = {"instance_id": r"i-[0-9a-f]{8,17}", "eni": r"eni-[0-9a-f]{8,17}", "allocation_id": r"eipalloc-[0-9a-f]{8,17}",
@@ -47,6 +48,7 @@ class AwsSettings:
     imds_endpoint: str | None = None
     imds_v1_fallback: bool = False
     reconcile_interval: float = 10.0
+    operation_timeout: float = 30.0
     peer_tag: tuple[str, str] | None = None
     peer_refresh: float = 60.0
 
@@ -73,6 +75,8 @@ def parse(block: CloudBlock, inst: VrrpInstance, diags: Diagnostics) -> AwsSetti
             r.flag(e)
         elif k == "reconcile_interval":
             r.seconds(e, 1, 3600)
+        elif k == "operation_timeout":
+            r.seconds(e, *OPERATION_TIMEOUT)
         elif k == "peer_refresh":
             r.seconds(e, 5, 86400)
         elif k == "peer_tag":

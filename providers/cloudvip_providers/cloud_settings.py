@@ -11,6 +11,9 @@ from cloudvip.config.model import CloudBlock, CloudEntry
 
 T = TypeVar("T")
 URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+#: the bounds (s) of `operation_timeout`: the deadline of a whole operation (a check; a move with
+#: its API calls, action waits and DNS lookups), past which the mover gives up on it and retries
+OPERATION_TIMEOUT = (5.0, 600.0)
 
 
 class BlockReader:

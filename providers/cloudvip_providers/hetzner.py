@@ -13,6 +13,7 @@ import os
 from ipaddress import ip_address, ip_network
 from typing import Any, Callable, TypeVar
 
+from cloudvip.blocking import run_blocking
 from cloudvip.config.model import IPAddress
 from cloudvip.private_files import PrivateFileError, read_private
 from cloudvip.provider import ProviderContext, ProviderError
@@ -45,10 +46,9 @@ def read_token(path: str | None) -> str:
     return token
 
 
-def classify(exc: Exception, remaining: int | None) -> ProviderError:
+def classify(exc: Exception) -> ProviderError:
     """Map an hcloud/requests exception to a ProviderError (never with the token in it)."""
     from hcloud import APIException
-    from hcloud.actions import ActionFailedException, ActionTimeoutException
     from requests import RequestException
 
     if isinstance(exc, APIException):
@@ -56,10 +56,9 @@ def classify(exc: Exception, remaining: int | None) -> ProviderError:
         retryable = code in RETRYABLE_CODES or (isinstance(code, int) and (code >= 500 or code == 429))
         # one request comes back every second: after a 429, the next try waits at least that
         wait = 1.0 if code in ("rate_limit_exceeded", 429) else 0.0
-        budget = f", {remaining} requests left this hour" if remaining is not None else ""
-        return ProviderError(f"{code}: {exc.message}{budget}", retryable=retryable, retry_after=wait)
-    if isinstance(exc, (ActionFailedException, ActionTimeoutException)):
-        return ProviderError(f"action {exc.action.command} did not succeed: {type(exc).__name__}")
+        spent = " (the project's hourly request budget is spent)" if code in ("rate_limit_exceeded", 429) else ""
+        return ProviderError(f"{code}: {exc.message}{spent}", retryable=retryable, retry_after=wait,
+                             code=str(code))
     if isinstance(exc, RequestException):
         return ProviderError(f"{type(exc).__name__}: API unreachable")
     if isinstance(exc, MALFORMED):  # hcloud could not build its objects from the answer
@@ -79,7 +78,7 @@ class HetznerProvider(CloudProvider):
         self.label = f"hetzner {settings.mode}"
         self.reconcile_interval = settings.reconcile_interval
         self.peer_refresh = settings.peer_refresh if settings.peer_label else None
-        self.rate_remaining: int | None = None  # from the last answer's RateLimit-Remaining
+        self.operation_timeout = settings.operation_timeout
         self._hc: Any = None
         self._fip_id = 0
         self._network = 0
@@ -91,7 +90,7 @@ class HetznerProvider(CloudProvider):
         token = read_token(s.token_file)
         server_id = s.server_id or int(await self._metadata("instance-id"))
         self.me = str(server_id)
-        self._hc = await asyncio.to_thread(self._client, token)  # pay import and connection costs now
+        self._hc = await run_blocking(self._client, token)  # pay import and connection costs now
         if s.mode == "floating_ip":
             self._fip_id = await self._floating_ip_id()
         else:
@@ -104,27 +103,15 @@ class HetznerProvider(CloudProvider):
         from hcloud import Client
 
         endpoint = self.settings.endpoint or os.environ.get("HCLOUD_ENDPOINT") or API
-        client = Client(token, api_endpoint=endpoint, application_name="cloudvip",
-                        poll_interval=self.settings.poll_interval,
-                        poll_max_retries=int(60 / self.settings.poll_interval),
-                        timeout=(2, 5))
-        # one try per request: retries are ours (tenacity in the mover, honouring the rate limit), so
-        # VRRP decides between them; hcloud's own would sleep up to a minute inside a call
-        client._client._retry_max_retries = 0
-
-        def remember_budget(response: Any, *args: Any, **kwargs: Any) -> None:
-            remaining = response.headers.get("RateLimit-Remaining")
-            if remaining is not None and remaining.isdigit():
-                self.rate_remaining = int(remaining)
-
-        client._client._session.hooks["response"].append(remember_budget)
-        return client
+        # hcloud retries a timeout, 502/504, conflict and rate_limit_exceeded itself (up to 5
+        # times, backing off); the mover's operation_timeout bounds the whole call whatever it does
+        return Client(token, api_endpoint=endpoint, application_name="cloudvip", timeout=(2, 5))
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            return await run_blocking(fn, *args, **kwargs)
         except Exception as exc:
-            raise classify(exc, self.rate_remaining) from None
+            raise classify(exc) from None
 
     async def _metadata(self, path: str) -> str:
         url = f"{self.settings.metadata_endpoint.rstrip('/')}/{path}"
@@ -133,7 +120,7 @@ class HetznerProvider(CloudProvider):
             with open_direct(url, 1.0) as resp:
                 return str(resp.read().decode().strip())
         try:
-            return await asyncio.to_thread(get)
+            return await run_blocking(get)
         except OSError as exc:
             raise ProviderError(f"metadata {url}: {exc} (set server_id/network in the cloud block to run "
                                 "without the metadata service)", retryable=False) from None
@@ -210,12 +197,13 @@ class HetznerProvider(CloudProvider):
             await self._finished(action)
 
     async def _finished(self, action: Any) -> None:
-        """Wait for an action (polling every poll_interval) unless it already finished."""
-        if action.status == "success":
-            return
-        if action.status == "error":
-            raise ProviderError(f"action {action.command} failed: {action.error}")
-        await self._call(action.wait_until_finished)
+        """Poll the action every poll_interval until it is no longer running (our own loop, not
+        hcloud's: a sleep here is cancelled with the operation when its deadline passes)."""
+        while action.status == "running":
+            await asyncio.sleep(self.settings.poll_interval)
+            await self._call(action.reload)
+        if action.status != "success":
+            raise ProviderError(f"action {action.command} {action.status}: {action.error}")
 
     async def _map_peers(self) -> None:
         peers = set(self.peer_addresses())

@@ -10,6 +10,7 @@
         metadata_endpoint http://169.254.169.254/hetzner/v1/metadata
         reconcile_interval 30            # seconds between ownership checks as master (>= 5)
         poll_interval 0.5                # seconds between action status polls
+        operation_timeout 30             # seconds a whole operation (start, check, move) may take
         peer_label cloudvip-group=web    # fill unicast peers from servers with this label
         peer_refresh 300
     }
@@ -26,7 +27,7 @@ from ipaddress import ip_address
 from cloudvip.config.diagnostics import Diagnostics
 from cloudvip.config.model import CloudBlock, VrrpInstance
 
-from .cloud_settings import BlockReader
+from .cloud_settings import OPERATION_TIMEOUT, BlockReader
 
 MODES = ("floating_ip", "alias_ip")
 METADATA = "http://169.254.169.254/hetzner/v1/metadata"
@@ -44,6 +45,7 @@ class HetznerSettings:
     metadata_endpoint: str = METADATA
     reconcile_interval: float = 30.0
     poll_interval: float = 0.5
+    operation_timeout: float = 30.0
     peer_label: tuple[str, str] | None = None
     peer_refresh: float = 300.0
 
@@ -73,6 +75,8 @@ def parse(block: CloudBlock, inst: VrrpInstance, diags: Diagnostics) -> HetznerS
             r.seconds(e, 5, 3600)  # below 5 s the checks alone would eat the hourly request budget
         elif k == "poll_interval":
             r.seconds(e, 0.05, 10)
+        elif k == "operation_timeout":
+            r.seconds(e, *OPERATION_TIMEOUT)
         elif k == "peer_refresh":
             r.seconds(e, 30, 86400)
         elif k == "peer_label":

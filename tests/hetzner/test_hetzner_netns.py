@@ -4,6 +4,9 @@ API and its own metadata service on its own 127.0.0.1 (cloudvip/lab/hetzner_site
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +100,8 @@ def test_429_and_5xx_are_retried(world: World) -> None:
     assert world.topo.wait_for(lambda: world.holds("floating_ip", 1, b), 15, 0.05), b.log
     took = time.monotonic() - killed
     assert world.hz.emulator.faults["assign"] == []
-    assert b.log.count("take failed (attempt") == 3, b.log
-    assert "rate_limit_exceeded" in b.log and "requests left this hour" in b.log
+    # hcloud retries the 429 and the 502 itself (after a second), the mover the 503
+    assert b.log.count("take failed (attempt") == 1 and "unavailable" in b.log, b.log
     assert took >= 1.0  # the 429 made it wait at least the second a request takes to come back
     assert world.hz.emulator.writes() == {world.hz.servers[1].id: 1}
 
@@ -111,3 +114,25 @@ def test_a_floating_ip_reassigned_behind_the_agents_back_is_reclaimed(world: Wor
     assert f"the VIP points to {stranger.id}, not a peer, in the cloud: re-asserting" in a.log
     assert world.hz.emulator.writes() == {world.hz.servers[0].id: 1}
     assert not b.has_vip(HetznerSite.vip_for("floating_ip"))
+
+
+def test_sigterm_releases_the_host_address_while_an_api_call_hangs(world: World) -> None:
+    """The API accepts and never answers; the master is reading it (a lower-priority advert made
+    it check ownership) when SIGTERM comes: it drops the VIP from the host at once and exits 0
+    well within the unit's TimeoutStopSec (20 s), whatever the hung call does."""
+    a, b = world.pair("floating_ip")
+    b.kill()
+    forwarder = world.site.forwarders[0]
+    forwarder.hang()
+    a_node, b_node = world.topo.nodes
+    subprocess.run(world.topo.exec_args(b_node, sys.executable, "-m", "cloudvip.lab.attacker", str(a_node.ip),
+                                        "advert", "--count", "1", "--src", str(b_node.ip), "--version", "3",
+                                        "--priority", "50", "--address", HetznerSite.vip_for("floating_ip")),
+                   check=True, capture_output=True, timeout=30)
+    assert world.topo.wait_for(lambda: bool(forwarder.held), 5, 0.05), a.log  # its ownership read hangs
+    assert a.has_vip(HetznerSite.vip_for("floating_ip"))
+    stopped = time.monotonic()
+    assert a.term(timeout=15) == 0, a.log
+    assert time.monotonic() - stopped < 10, a.log
+    assert not a.has_vip(HetznerSite.vip_for("floating_ip")), a.log
+    assert re.search(r"abandoning the .*announce.* under way to release now", a.log), a.log

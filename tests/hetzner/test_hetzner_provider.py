@@ -13,8 +13,8 @@ import pytest
 from cloudvip.config import loads
 from cloudvip.config.diagnostics import Diagnostics
 from cloudvip.lab.hcloud_emulator import ALIAS_VIP, FLOATING_VIP, TOKEN, HetznerWorld
-from cloudvip.provider import Holder, ProviderError
-from cloudvip_providers.hetzner import HetznerProvider, read_token
+from cloudvip.provider import Holder, ProviderError, within_deadline
+from cloudvip_providers.hetzner import HetznerProvider, classify, read_token
 from cloudvip_providers.hetzner_settings import parse
 
 from ..fake_host import FakeHost, build, run
@@ -117,21 +117,28 @@ def test_a_node_no_longer_master_makes_no_claim(hz: HetznerWorld, token_file: st
     assert hz.emulator.writes() == {} and host.addresses == set()
 
 
-def test_429_and_5xx_are_retryable_and_429_waits_a_second(hz: HetznerWorld, token_file: str) -> None:
+def test_5xx_is_retryable_and_401_is_not(hz: HetznerWorld, token_file: str) -> None:
     a, _ = provider(hz, 0, token_file)
     run(a.start())
-    hz.emulator.faults["get_floating_ip"] = [(429, "rate_limit_exceeded"), (503, "unavailable"),
-                                             (401, "unauthorized")]
+    hz.emulator.faults["get_floating_ip"] = [(503, "unavailable"), (401, "unauthorized")]
     errors = []
-    for _ in range(3):
+    for _ in range(2):
         with pytest.raises(ProviderError) as exc:
             run(a.holder())
         errors.append(exc.value)
-    assert [(e.retryable, e.retry_after) for e in errors] == [(True, 1.0), (True, 0.0), (False, 0.0)]
-    assert "requests left this hour" in str(errors[0])
+    assert [(e.retryable, e.retry_after, e.code) for e in errors] == [(True, 0.0, "unavailable"),
+                                                                      (False, 0.0, "unauthorized")]
     assert TOKEN not in " ".join(str(e) for e in errors)
-    # hcloud's own retries are off: each fault cost exactly one request
-    assert [c.status for c in hz.emulator.calls if c.op == "get_floating_ip"][-3:] == [429, 503, 401]
+    # neither is in hcloud's own retry policy: each cost one request
+    assert [c.status for c in hz.emulator.calls if c.op == "get_floating_ip"][-2:] == [503, 401]
+
+
+def test_429_after_hclouds_own_retries_waits_a_second() -> None:
+    from hcloud import APIException
+
+    err = classify(APIException("rate_limit_exceeded", "limit reached", None))
+    assert (err.retryable, err.retry_after) == (True, 1.0)
+    assert "hourly request budget is spent" in str(err)
 
 
 def test_token_file_must_be_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,3 +219,24 @@ def test_a_flood_of_lower_priority_masters_costs_one_read_per_reconcile_interval
         assert len([c for c in hz.emulator.calls if c.op == "get_floating_ip"]) - before == 1
 
     run(go())
+
+
+@pytest.mark.parametrize("mode", ["floating_ip", "alias_ip"])
+def test_an_action_that_never_finishes_ends_at_the_operation_deadline(hz: HetznerWorld, token_file: str,
+                                                                       mode: str) -> None:
+    """The action polls are ours (not hcloud's blocking wait of up to poll_max_retries): the
+    operation's deadline ends them, whatever the mode does (alias_ip: two actions)."""
+    a, host = provider(hz, 0, token_file, mode=mode, extra="        operation_timeout 5\n")
+    run(a.start())
+    assert a.operation_timeout == 5.0
+    a.operation_timeout = 0.5  # below the setting's minimum, to keep the test short
+    hz.emulator.action_seconds = 1e9
+
+    async def go() -> None:
+        with pytest.raises(ProviderError, match=r"take: no result within 0.5 s \(operation_timeout\)"):
+            await within_deadline(a, "take", a.take())
+
+    run(go())
+    polls = [c for c in hz.emulator.calls if c.op.endswith("action")]
+    assert len(polls) >= 3, hz.emulator.calls  # polled every poll_interval (0.05 s) until the deadline
+    assert host.addresses == set()  # the host follows only a finished move

@@ -400,3 +400,48 @@ def test_a_take_that_made_no_claim_is_not_a_hold() -> None:
     m = run(go())
     assert m.actual is False and m.stats.holder != Holder.SELF.value
     assert m.stats.split_brain == 0 and m.stats.reasserts == 0
+
+
+class HangingProvider(FakeProvider):
+    """Its first `hangs` takes never return (an API that accepts and never answers)."""
+
+    hangs = 1
+
+    async def take(self) -> bool:
+        if self.hangs:
+            self.hangs -= 1
+            self.calls.append("take (hangs)")
+            await asyncio.Event().wait()
+        return await super().take()
+
+
+def test_an_operation_that_never_returns_is_abandoned_at_its_deadline_and_retried() -> None:
+    async def go() -> VipMover:
+        p = HangingProvider()
+        p.operation_timeout = 0.2
+        m = mover(p)
+        m.want(True)
+        assert await m.settle(3)
+        await m.stop()
+        assert p.calls == ["take (hangs)", "take"]
+        return m
+
+    m = run(go())
+    assert m.actual is True and m.stats.errors["take"] == 1
+    assert "no result within 0.2 s (operation_timeout)" in m.stats.last_error
+
+
+def test_finish_abandons_a_hung_take_and_releases_at_once() -> None:
+    async def go() -> tuple[bool, float, list[str]]:
+        p = HangingProvider()
+        m = mover(p)
+        m.want(True)
+        await asyncio.sleep(0.1)  # the take hangs (its deadline is 30 s)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        released = await m.finish(5.0)
+        return released, loop.time() - start, p.calls
+
+    released, took, calls = run(go())
+    assert released and calls == ["take (hangs)", "release"], calls
+    assert took < 1.0  # not the 5 s grace: nothing was going to end the take
