@@ -20,12 +20,28 @@ KA24_DIR := /var/cache/cloudvip/keepalived-2.4.3
 KA24     := $(KA24_DIR)/keepalived/keepalived
 KA24_DEB := autoconf automake pkg-config libssl-dev libnl-3-dev libnl-genl-3-dev
 
-.PHONY: test lab venv sysdeps keepalived24 bench clean
+.PHONY: test check lowest lab venv sysdeps keepalived24 bench clean
 
-$(STAMP): pyproject.toml
+# the product (cloudvip, its providers) and, beside it, the lab and test tooling (lab/: the
+# cloudvip-lab distribution: emulators, fault injection, crafted packets), never in the product wheel
+$(STAMP): pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,aws,hetzner]'
+	$(PY) -m pip install -q -e '.[dev,aws,hetzner]' -e ./lab
+	touch $@
+
+# the lowest versions pyproject.toml allows of the direct dependencies (tests/lowest_versions.py),
+# for the unit and provider tests: a declared lower bound must be one that works
+LOWEST_VENV := .venv-lowest
+LOWEST := $(LOWEST_VENV)/.installed
+LOWEST_TESTS := tests/unit tests/aws/test_aws_provider.py tests/aws/test_imds.py tests/hetzner/test_hetzner_provider.py
+
+$(LOWEST): pyproject.toml lab/pyproject.toml tests/lowest_versions.py
+	rm -rf $(LOWEST_VENV) && $(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PYTHON) tests/lowest_versions.py > $(LOWEST_VENV)/lowest.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q -c $(LOWEST_VENV)/lowest.txt -r $(LOWEST_VENV)/lowest.txt \
+	  -e . -e ./lab 'pytest>=8' 'hypothesis>=6.100' 'requests>=2.31' 'python-hcl2>=4.3'
 	touch $@
 
 venv: $(STAMP)
@@ -55,8 +71,18 @@ keepalived24:
 	cd $(KA24_DIR) && ./autogen.sh >build.log 2>&1 && ./configure --disable-lvs >>build.log 2>&1 && \
 	make -j2 >>build.log 2>&1 || { tail -20 $(KA24_DIR)/build.log; exit 1; }
 
-test: $(STAMP) $(CHECKOV) sysdeps keepalived24
-	$(VENV)/bin/ruff check -q cloudvip providers tests bench
+# the quick tier for the inner loop: lint, types, unit tests
+check: $(STAMP)
+	$(VENV)/bin/ruff check -q cloudvip providers lab tests bench
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+lowest: $(LOWEST)
+	@echo "unit and provider tests at the lowest allowed versions: $$(tr '\n' ' ' < $(LOWEST_VENV)/lowest.txt)"
+	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS)
+
+test: $(STAMP) $(CHECKOV) sysdeps keepalived24 lowest
+	$(VENV)/bin/ruff check -q cloudvip providers lab tests bench
 	$(VENV)/bin/mypy
 	@CLOUDVIP_KEEPALIVED24=$(KA24) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
@@ -71,4 +97,4 @@ bench: $(STAMP) sysdeps
 	$(PY) bench/fuzz_decoder.py
 
 clean:
-	rm -rf $(VENV) .venv-checkov .venv-awscli .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) .venv-checkov .venv-awscli .pytest_cache .hypothesis build *.egg-info lab/*.egg-info

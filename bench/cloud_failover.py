@@ -2,9 +2,9 @@
 """Cloud failover: from "becomes master" to "cloud changed/verified", cloudvip vs keepalived
 calling the `notify_master` script people write, same run, same emulated API on 127.0.0.1:
 
-- aws: secondary_ip on moto (corrected: cloudvip/lab/ec2_emulator.py); the script runs
+- aws: secondary_ip on moto (corrected: lab/cloudvip_lab/ec2_emulator.py); the script runs
   `aws ec2 assign-private-ip-addresses --allow-reassignment` (awscli);
-- hetzner: floating_ip on cloudvip/lab/hcloud_emulator.py; the script `curl`s
+- hetzner: floating_ip on lab/cloudvip_lab/hcloud_emulator.py; the script `curl`s
   POST /v1/floating_ips/{id}/actions/assign.
 
 The companion kinds run keepalived as distributions harden it (enable_script_security,
@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 from common import stats  # noqa: E402
 
-from cloudvip.lab.daemons import Daemon, instance_block  # noqa: E402
-from cloudvip.lab.hardened_keepalived import ScriptUser, SecureDir, notify_wrapper, write_pair_files  # noqa: E402
-from cloudvip.lab.probe import Probe  # noqa: E402
-from cloudvip.lab.topology import Node, Topology  # noqa: E402
+from cloudvip_lab.daemons import Daemon, instance_block  # noqa: E402
+from cloudvip_lab.hardened_keepalived import ScriptUser, SecureDir, notify_wrapper, write_pair_files  # noqa: E402
+from cloudvip_lab.probe import Probe  # noqa: E402
+from cloudvip_lab.topology import Node, Topology  # noqa: E402
 
 AWSCLI_VENV = ROOT / ".venv-awscli"
 WIRE = dict(version=3, advert=0.1)
@@ -102,9 +102,9 @@ class Aws(Cloud):
     name, write_op, read_op = "aws", "AssignPrivateIpAddresses", "DescribeNetworkInterfaces"
 
     def open(self, topo: Topology, work: Path) -> None:
-        from cloudvip.lab.aws_site import AwsSite
-        from cloudvip.lab.daemons import VIP
-        from cloudvip.lab.ec2_emulator import Ec2Server, build_world
+        from cloudvip_lab.aws_site import AwsSite
+        from cloudvip_lab.daemons import VIP
+        from cloudvip_lab.ec2_emulator import Ec2Server, build_world
 
         self.vip = VIP
         self.server = Ec2Server()
@@ -126,8 +126,8 @@ class Aws(Cloud):
         return self.site.cloud_block("secondary_ip")
 
     def notify_script(self, i: int) -> str:
-        from cloudvip.lab.aws_site import EC2_PORT
-        from cloudvip.lab.ec2_emulator import REGION
+        from cloudvip_lab.aws_site import EC2_PORT
+        from cloudvip_lab.ec2_emulator import REGION
 
         return (f"#!/bin/sh\nexport AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
                 f"AWS_DEFAULT_REGION={REGION}\nexport AWS_EC2_METADATA_DISABLED=true\n"
@@ -135,12 +135,12 @@ class Aws(Cloud):
                 f"    --private-ip-addresses {self.vip} --allow-reassignment --endpoint-url http://127.0.0.1:{EC2_PORT}\n")
 
     def requests(self) -> list[Req]:
-        from cloudvip.lab.ec2_emulator import CALLS
+        from cloudvip_lab.ec2_emulator import CALLS
 
         return [Req(c.action, c.http_started, c.http_ended, c.status < 400, c.eni) for c in list(CALLS)]
 
     def reset(self) -> None:
-        from cloudvip.lab.ec2_emulator import reset_observations
+        from cloudvip_lab.ec2_emulator import reset_observations
 
         reset_observations()
 
@@ -153,8 +153,8 @@ class Hetzner(Cloud):
     name, write_op, read_op, script_tool = "hetzner", "assign", "get_floating_ip", "curl"
 
     def open(self, topo: Topology, work: Path) -> None:
-        from cloudvip.lab.hcloud_emulator import TOKEN, build_world
-        from cloudvip.lab.hetzner_site import HetznerSite
+        from cloudvip_lab.hcloud_emulator import TOKEN, build_world
+        from cloudvip_lab.hetzner_site import HetznerSite
 
         self.world = build_world()
         self.vip = HetznerSite.vip_for("floating_ip")
@@ -176,7 +176,7 @@ class Hetzner(Cloud):
         return self.site.cloud_block("floating_ip")
 
     def notify_script(self, i: int) -> str:
-        from cloudvip.lab.hetzner_site import API_PORT
+        from cloudvip_lab.hetzner_site import API_PORT
 
         return (f"#!/bin/sh\nexec curl -sf -X POST -H \"Authorization: Bearer $(cat {self.token})\" "
                 f"-H 'Content-Type: application/json' -d '{{\"server\": {self.target(i)}}}' \\\n"

@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cloudvip.lab.daemons import VIP, Daemon, instance_block, vrrp_conf  # noqa: E402
-from cloudvip.lab.probe import Probe  # noqa: E402
+from cloudvip_lab.daemons import VIP, Daemon, instance_block, vrrp_conf  # noqa: E402
+from cloudvip_lab.probe import Probe  # noqa: E402
 
 from common import cpu_ticks, rss_kb, stats  # noqa: E402
-from cloudvip.lab.topology import Node, Topology  # noqa: E402
+from cloudvip_lab.topology import Node, Topology  # noqa: E402
 from cloudvip.state_machine import master_down_interval, skew_time  # noqa: E402
 
 WIRES = {"v2 advert_int 1": dict(version=2, advert=1.0), "v3 advert_int 0.1": dict(version=3, advert=0.1)}

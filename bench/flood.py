@@ -30,9 +30,9 @@ from typing import Any
 
 from common import cpu_ticks
 
-from cloudvip.lab.daemons import Daemon, instance_block
-from cloudvip.lab.probe import Probe
-from cloudvip.lab.topology import Node, Topology
+from cloudvip_lab.daemons import Daemon, instance_block
+from cloudvip_lab.probe import Probe
+from cloudvip_lab.topology import Node, Topology
 
 ADVERT = 0.1
 
@@ -56,7 +56,7 @@ def flood(topo: Topology, attackers: list[Node], master: Daemon, backup: Daemon,
     """The attackers' results, and how many times (polled every 0.1 s) the master did not
     carry the VIP alone: a failover, or a master that stepped down for the attacker."""
     kinds = ["garbage", "advert"]
-    procs = [subprocess.Popen(topo.exec_args(x, sys.executable, "-m", "cloudvip.lab.attacker", str(master.node.ip),
+    procs = [subprocess.Popen(topo.exec_args(x, sys.executable, "-m", "cloudvip_lab.attacker", str(master.node.ip),
                                              kind, str(seconds), "--src", str(x.ip), "--version", "3",
                                              "--rate", str(rate / len(attackers))),
                               stdout=subprocess.PIPE, text=True)

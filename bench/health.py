@@ -24,9 +24,9 @@ from pathlib import Path
 
 from common import cpu_ticks, stats
 
-from cloudvip.lab.daemons import Daemon, instance_block
-from cloudvip.lab.haproxy import Haproxy
-from cloudvip.lab.topology import Node, Topology
+from cloudvip_lab.daemons import Daemon, instance_block
+from cloudvip_lab.haproxy import Haproxy
+from cloudvip_lab.topology import Node, Topology
 
 CASES = [("cloudvip", "native"), ("cloudvip", "script"), ("keepalived", "script")]
 FAST = dict(version=3, advert=0.1)

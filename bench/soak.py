@@ -28,11 +28,11 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cloudvip.lab.cloud_demo import Aws, EmulatedCloud, Hetzner  # noqa: E402
-from cloudvip.lab.daemons import VIP, Daemon, instance_block  # noqa: E402
-from cloudvip.lab.faults import (NoSingleOwner, freeze, settle, sole_owner, vrrp_delay, vrrp_loss,  # noqa: E402
+from cloudvip_lab.cloud_demo import Aws, EmulatedCloud, Hetzner  # noqa: E402
+from cloudvip_lab.daemons import VIP, Daemon, instance_block  # noqa: E402
+from cloudvip_lab.faults import (NoSingleOwner, freeze, settle, sole_owner, vrrp_delay, vrrp_loss,  # noqa: E402
                                  vrrp_partition)
-from cloudvip.lab.topology import Topology  # noqa: E402
+from cloudvip_lab.topology import Topology  # noqa: E402
 
 KINDS = ("SIGKILL", "SIGTERM", "link down", "freeze", "freeze a node", "loss", "delay", "partition", "reload",
          "reload during failover", "API 5xx", "API throttling", "API slow", "API unreachable",

@@ -215,8 +215,15 @@ def override(args: argparse.Namespace) -> int:
 
 
 def lab(args: argparse.Namespace) -> int:
-    from .lab.demo import main as lab_main
-
+    """The lab is not in the product: it is the cloudvip-lab distribution (lab/ in the source)."""
+    try:
+        from cloudvip_lab.demo import main as lab_main
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "cloudvip_lab":
+            raise
+        print("cloudvip lab: the lab is not installed: it is the cloudvip-lab distribution (lab/ in "
+              "cloudvip's source tree; `make lab` installs it)", file=sys.stderr)
+        return 2
     return lab_main(args)
 
 

@@ -1,6 +1,6 @@
 """Shared by the fault matrices: the faults that do not depend on the cloud, how much each may
 cost, and one case run from fault to settled owner (the invariant and the waiting for it are in
-cloudvip.lab.faults, shared with bench/soak.py)."""
+cloudvip_lab.faults, shared with bench/soak.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import signal
 import time
 from typing import Callable, Sequence
 
-from cloudvip.lab.daemons import Daemon
-from cloudvip.lab.faults import freeze, settle, sole_owner, vrrp_delay, vrrp_loss, vrrp_partition, wait_until
-from cloudvip.lab.netns_services import Forwarder
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.daemons import Daemon
+from cloudvip_lab.faults import freeze, settle, sole_owner, vrrp_delay, vrrp_loss, vrrp_partition, wait_until
+from cloudvip_lab.netns_services import Forwarder
+from cloudvip_lab.topology import Topology
 
 __all__ = ["api_faults", "common_faults", "matrix", "run_case", "sole_owner"]
 

@@ -1,5 +1,5 @@
 """EC2 emulated by moto's threaded server on 127.0.0.1, corrected where moto is wrong
-(cloudvip/lab/ec2_emulator.py)."""
+(lab/cloudvip_lab/ec2_emulator.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("moto")
 pytest.importorskip("boto3")
 
-from cloudvip.lab.ec2_emulator import REGION, Ec2Server, Ec2World, build_world  # noqa: E402
+from cloudvip_lab.ec2_emulator import REGION, Ec2Server, Ec2World, build_world  # noqa: E402
 
 __all__ = ["REGION", "Ec2World"]
 

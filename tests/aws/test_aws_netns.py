@@ -1,6 +1,6 @@
 """Two cloudvip agents in namespaces, each on its own emulated EC2 instance: the VIP follows the
 VRRP master in the (corrected) emulator, in all three modes. Each namespace reaches the emulator
-and its own fake IMDS on its own 127.0.0.1 (cloudvip/lab/aws_site.py), so the agents discover
+and its own fake IMDS on its own 127.0.0.1 (lab/cloudvip_lab/aws_site.py), so the agents discover
 who they are exactly as on EC2."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Iterator
 
 import pytest
 
-from cloudvip.lab.aws_site import MODES, TAKEOVER_WRITE, AwsSite
-from cloudvip.lab.daemons import VIP, Daemon, instance_block
-from cloudvip.lab.ec2_emulator import FAULTS, Ec2Server, reset_observations, writes
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.aws_site import MODES, TAKEOVER_WRITE, AwsSite
+from cloudvip_lab.daemons import VIP, Daemon, instance_block
+from cloudvip_lab.ec2_emulator import FAULTS, Ec2Server, reset_observations, writes
+from cloudvip_lab.topology import Topology
 
 from ..netns.conftest import needs_root
 from .conftest import Ec2World
@@ -188,7 +188,7 @@ def slow_start_conf(world: World, vi1_priority: int = 100, vi2_extra: str = "") 
 def test_signals_during_start_up(world: World) -> None:
     """A SIGHUP while starting is a reload once started (not the end of the process); a SIGTERM
     while starting stops the start and releases what was already taken."""
-    from cloudvip.lab.ec2_emulator import DELAYS
+    from cloudvip_lab.ec2_emulator import DELAYS
 
     topo = world.topo
     node = topo.nodes[0]
@@ -219,7 +219,7 @@ def test_signals_during_start_up(world: World) -> None:
 def test_a_sighup_during_a_reload_is_queued_not_dropped(world: World) -> None:
     """The second edit takes effect: a reload that restarts VI_2 (slow provider start) is running
     when VI_1's priority changes and a second SIGHUP arrives."""
-    from cloudvip.lab.ec2_emulator import DELAYS
+    from cloudvip_lab.ec2_emulator import DELAYS
 
     topo = world.topo
     d = Daemon(topo, topo.nodes[0], "cloudvip", slow_start_conf(world), world.tmp).start()
@@ -242,7 +242,7 @@ def test_peer_discovery_failing_never_means_anyone(world: World) -> None:
     """Peers by tag: while discovery fails at boot the instances stay out of the election
     (FAULT, reason in the log and status) instead of accepting any source; once peers are found
     they elect; discovery failing or finding nobody mid-run keeps the peers known."""
-    from cloudvip.lab.ec2_emulator import FAULTS
+    from cloudvip_lab.ec2_emulator import FAULTS
 
     topo, ec2 = world.topo, world.ec2
     ec2.client.create_tags(Resources=ec2.instances, Tags=[{"Key": "cloudvip:group", "Value": "web"}])
@@ -273,7 +273,7 @@ def test_a_reload_applies_changes_in_place_without_a_failover(world: World) -> N
     """A master whose notify script, track_script list and reconcile_interval (its provider's
     settings) change over a reload stays master: no transition, no priority-0 advert on the wire
     (a probe in the backup's namespace sees every advert), no API write; the new settings work."""
-    from cloudvip.lab.probe import Probe
+    from cloudvip_lab.probe import Probe
 
     topo, ec2 = world.topo, world.ec2
     a, b = world.pair()
@@ -313,9 +313,9 @@ def test_one_provider_that_cannot_start_does_not_stop_the_other_instances(world:
     """Two instances in one file: VI_1 on the linux provider, VI_2 on aws with its metadata
     service unreachable at boot. VI_1 is elected at once; VI_2 waits out of the election (FAULT,
     in status and the log) while its start is retried; when IMDS answers, it joins."""
-    from cloudvip.lab.aws_site import IMDS_PORT
-    from cloudvip.lab.ec2_emulator import REGION
-    from cloudvip.lab.netns_services import FakeImds
+    from cloudvip_lab.aws_site import IMDS_PORT
+    from cloudvip_lab.ec2_emulator import REGION
+    from cloudvip_lab.netns_services import FakeImds
 
     topo, ec2 = world.topo, world.ec2
     node, peer = topo.nodes

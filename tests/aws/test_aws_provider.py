@@ -14,7 +14,7 @@ from cloudvip.provider import Holder, ProviderContext, ProviderError, check_prov
 from cloudvip_providers.aws import AwsProvider, classify
 from cloudvip_providers.aws_settings import parse
 
-from cloudvip.lab.ec2_emulator import writes
+from cloudvip_lab.ec2_emulator import writes
 
 from ..fake_host import FakeHost, build, run
 from .conftest import REGION, Ec2World
@@ -133,6 +133,7 @@ def test_errors_are_classified() -> None:
     ("mode route_table\n route_tables rtb-x", "route_tables rtb-x not valid"),
     ("mode secondary_ip\n eni i-123", "cloud aws: eni 'i-123' is not valid"),
     ("mode secondary_ip\n reconcile_interval 0", "reconcile_interval '0' is not valid"),
+    ("mode secondary_ip\n operation_timeout 1", "operation_timeout '1' is not valid (expected seconds, 5..600)"),
     ("", "k.conf:7: cloud aws: needs a mode"),
 ])
 def test_cloud_block_errors(cloud: str, message: str) -> None:

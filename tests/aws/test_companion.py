@@ -22,11 +22,11 @@ from typing import Iterator
 import pytest
 
 from cloudvip.companion_events import socket_path
-from cloudvip.lab.aws_site import AwsSite
-from cloudvip.lab.daemons import VIP, Daemon, instance_block
-from cloudvip.lab.ec2_emulator import Ec2World, reset_observations, writes
-from cloudvip.lab.hardened_keepalived import PairFiles, ScriptUser, SecureDir, notify_wrapper, write_pair_files
-from cloudvip.lab.topology import Topology, ip
+from cloudvip_lab.aws_site import AwsSite
+from cloudvip_lab.daemons import VIP, Daemon, instance_block
+from cloudvip_lab.ec2_emulator import Ec2World, reset_observations, writes
+from cloudvip_lab.hardened_keepalived import PairFiles, ScriptUser, SecureDir, notify_wrapper, write_pair_files
+from cloudvip_lab.topology import Topology, ip
 
 from ..netns.conftest import needs_keepalived, needs_root
 
@@ -36,7 +36,7 @@ CLOUDVIP = str(Path(sys.executable).parent / "cloudvip")
 @pytest.fixture
 def site(ec2: Ec2World, ec2_server: object, tmp_path: Path) -> Iterator[tuple[Topology, AwsSite]]:
     """Namespaces as EC2 instances, as the companion runs there next to keepalived."""
-    from cloudvip.lab.ec2_emulator import Ec2Server
+    from cloudvip_lab.ec2_emulator import Ec2Server
 
     assert isinstance(ec2_server, Ec2Server)
     topo = Topology("cvm", 2).create()
@@ -259,7 +259,7 @@ def test_hardened_keepalived_moves_the_vip_and_hands_it_back_after_a_partition(
     side, and on healing the VIP goes back to the master at once (no split-brain hold): handed over
     by the node that steps down, or re-asserted on the master's MASTER_RX_LOWER_PRI, whichever
     side hears the other first."""
-    from cloudvip.lab.ec2_emulator import Ec2Server
+    from cloudvip_lab.ec2_emulator import Ec2Server
 
     assert isinstance(ec2_server, Ec2Server)
     topo = Topology("cvk", 2).create()

@@ -9,8 +9,8 @@ from typing import Callable
 
 import pytest
 
-from cloudvip.lab.daemons import VIP, Daemon
-from cloudvip.lab.ec2_emulator import DELAYS, FAULTS, writes
+from cloudvip_lab.daemons import VIP, Daemon
+from cloudvip_lab.ec2_emulator import DELAYS, FAULTS, writes
 
 from ..fault_harness import api_faults, common_faults, matrix, run_case, sole_owner
 from .test_aws_netns import World, world  # noqa: F401 - the fixture

@@ -14,7 +14,7 @@ import pytest
 
 from cloudvip_providers.aws_imds import Imds, ImdsError
 
-from cloudvip.lab.netns_services import imds_handler
+from cloudvip_lab.netns_services import imds_handler
 
 IDENT = {"instance_id": "i-0123456789abcdef0", "mac": "02:aa:bb:cc:dd:ee", "region": "eu-central-1",
          "eni": "eni-0123456789abcdef0"}

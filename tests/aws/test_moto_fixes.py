@@ -1,11 +1,11 @@
-"""The corrections of cloudvip/lab/ec2_emulator.py: EC2's documented semantics, pinned."""
+"""The corrections of lab/cloudvip_lab/ec2_emulator.py: EC2's documented semantics, pinned."""
 
 from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
 
-from cloudvip.lab.ec2_emulator import CALLS, FAULTS, writes
+from cloudvip_lab.ec2_emulator import CALLS, FAULTS, writes
 
 from .conftest import Ec2World
 

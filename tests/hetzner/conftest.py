@@ -1,4 +1,4 @@
-"""A local Hetzner Cloud API (cloudvip/lab/hcloud_emulator.py) on 127.0.0.1, fresh per test."""
+"""A local Hetzner Cloud API (lab/cloudvip_lab/hcloud_emulator.py) on 127.0.0.1, fresh per test."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("hcloud")
 
-from cloudvip.lab.hcloud_emulator import TOKEN, HetznerWorld, build_world  # noqa: E402
+from cloudvip_lab.hcloud_emulator import TOKEN, HetznerWorld, build_world  # noqa: E402
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from cloudvip.lab.daemons import Daemon
+from cloudvip_lab.daemons import Daemon
 
 from ..fault_harness import api_faults, common_faults, matrix, run_case, sole_owner
 from .test_hetzner_netns import HetznerSite, World, world  # noqa: F401 - the fixture

@@ -10,7 +10,7 @@ from hcloud import APIException, Client
 from hcloud.networks.domain import Network
 from hcloud.servers.domain import Server
 
-from cloudvip.lab.hcloud_emulator import ALIAS_VIP, TOKEN, HetznerWorld, build_world
+from cloudvip_lab.hcloud_emulator import ALIAS_VIP, TOKEN, HetznerWorld, build_world
 
 
 def client(hz: HetznerWorld, token: str = TOKEN) -> Client:

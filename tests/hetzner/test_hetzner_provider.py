@@ -12,7 +12,7 @@ import pytest
 
 from cloudvip.config import loads
 from cloudvip.config.diagnostics import Diagnostics
-from cloudvip.lab.hcloud_emulator import ALIAS_VIP, FLOATING_VIP, TOKEN, HetznerWorld
+from cloudvip_lab.hcloud_emulator import ALIAS_VIP, FLOATING_VIP, TOKEN, HetznerWorld
 from cloudvip.provider import Holder, ProviderError, within_deadline
 from cloudvip_providers.hetzner import HetznerProvider, classify, read_token
 from cloudvip_providers.hetzner_settings import parse
@@ -173,6 +173,7 @@ def test_peers_found_by_label(hz: HetznerWorld, token_file: str) -> None:
     ("        mode floating_ip\n        reconcile_interval 1", "reconcile_interval '1' is not valid"),
     ("        mode floating_ip\n        token_file relative/path", "token_file 'relative/path' is not valid"),
     ("        mode floating_ip\n        peer_label novalue", "peer_label 'novalue' is not valid"),
+    ("        mode floating_ip\n        operation_timeout 900", "operation_timeout '900' is not valid"),
 ])
 def test_cloud_block_errors(cloud: str, message: str) -> None:
     inst = loads(conf(cloud, FLOATING_VIP, None), "k.conf").instances[0]
@@ -186,7 +187,7 @@ def test_metadata_gives_server_and_network(hz: HetznerWorld, token_file: str) ->
     from http.server import ThreadingHTTPServer
     import threading
 
-    from cloudvip.lab.netns_services import hetzner_metadata_handler
+    from cloudvip_lab.netns_services import hetzner_metadata_handler
 
     yaml = f"- ip: {ADDRS[0]}\n  network_id: {hz.network}\n  network: 198.51.100.0/24\n  alias_ips: []\n"
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), hetzner_metadata_handler({

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from cloudvip.lab.daemons import Daemon, vrrp_conf
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.daemons import Daemon, vrrp_conf
+from cloudvip_lab.topology import Topology
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="needs root and iproute2 to create network namespaces")

@@ -9,8 +9,8 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from cloudvip import auth_state
-from cloudvip.lab.daemons import Daemon, instance_block
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.daemons import Daemon, instance_block
+from cloudvip_lab.topology import Topology
 
 from .conftest import needs_root, status
 

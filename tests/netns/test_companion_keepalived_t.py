@@ -14,8 +14,8 @@ from typing import Iterator
 
 import pytest
 
-from cloudvip.lab.hardened_keepalived import ScriptUser
-from cloudvip.lab.topology import ip
+from cloudvip_lab.hardened_keepalived import ScriptUser
+from cloudvip_lab.topology import ip
 
 from ..keepalived_builds import KEEPALIVED22, KEEPALIVED24, needs_keepalived24
 from .conftest import needs_keepalived, needs_root

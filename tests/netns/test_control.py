@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudvip.lab.daemons import Daemon, vrrp_conf
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.daemons import Daemon, vrrp_conf
+from cloudvip_lab.topology import Topology
 
 from .conftest import full_status, needs_root, status
 

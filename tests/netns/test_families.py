@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cloudvip.lab.daemons import VIP, VIP6, Daemon
+from cloudvip_lab.daemons import VIP, VIP6, Daemon
 
 from .conftest import Cluster, needs_root, require
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cloudvip.lab.daemons import VIP, Daemon, instance_block
-from cloudvip.lab.haproxy import Haproxy
-from cloudvip.lab.probe import Probe
+from cloudvip_lab.daemons import VIP, Daemon, instance_block
+from cloudvip_lab.haproxy import Haproxy
+from cloudvip_lab.probe import Probe
 from cloudvip.state_machine import master_down_interval
 
 from .conftest import Cluster, needs_keepalived, needs_root, require

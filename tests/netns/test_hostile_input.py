@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cloudvip.lab.daemons import Daemon, instance_block
-from cloudvip.lab.probe import Probe
-from cloudvip.lab.topology import Node, Topology
+from cloudvip_lab.daemons import Daemon, instance_block
+from cloudvip_lab.probe import Probe
+from cloudvip_lab.topology import Node, Topology
 
 from .conftest import needs_root, status
 
@@ -22,7 +22,7 @@ pytestmark = [needs_root]
 
 
 def attack(topo: Topology, x: Node, target: Node, kind: str, *args: str) -> dict[str, float]:
-    done = subprocess.run(topo.exec_args(x, sys.executable, "-m", "cloudvip.lab.attacker", str(target.ip), kind,
+    done = subprocess.run(topo.exec_args(x, sys.executable, "-m", "cloudvip_lab.attacker", str(target.ip), kind,
                                          *args), capture_output=True, text=True, timeout=60, check=True)
     result: dict[str, float] = json.loads(done.stdout)
     return result
@@ -73,7 +73,7 @@ def test_hostile_adverts_are_dropped_counted_and_do_not_fail_over(
         probe = Probe(topo, b_node)
         seen_before = status(a)
         start = time.monotonic()
-        floods = [subprocess.Popen(topo.exec_args(x, sys.executable, "-m", "cloudvip.lab.attacker", str(a_node.ip),
+        floods = [subprocess.Popen(topo.exec_args(x, sys.executable, "-m", "cloudvip_lab.attacker", str(a_node.ip),
                                                   kind, "4", "--src", str(x.ip)), stdout=subprocess.PIPE, text=True)
                   for kind in ("garbage", "advert")]
         results = [json.loads(f.communicate(timeout=30)[0]) for f in floods]

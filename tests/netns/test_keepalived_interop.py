@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cloudvip.lab.topology import ip
+from cloudvip_lab.topology import ip
 from cloudvip.state_machine import master_down_interval
 
 from .conftest import Cluster, needs_keepalived, needs_root

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloudvip.lab.daemons import vrrp_conf
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.daemons import vrrp_conf
+from cloudvip_lab.topology import Topology
 
 from .conftest import needs_root
 

@@ -14,9 +14,9 @@ from typing import Iterator
 
 import pytest
 
-from cloudvip.lab.daemons import Daemon, vrrp_conf
-from cloudvip.lab.hardened_keepalived import ScriptUser, SecureDir
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.daemons import Daemon, vrrp_conf
+from cloudvip_lab.hardened_keepalived import ScriptUser, SecureDir
+from cloudvip_lab.topology import Topology
 
 from .conftest import needs_root
 

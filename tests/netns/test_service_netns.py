@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from cloudvip.lab.daemons import vrrp_conf
-from cloudvip.lab.topology import Topology
+from cloudvip_lab.daemons import vrrp_conf
+from cloudvip_lab.topology import Topology
 
 from ..unit.test_service import Listener
 from .conftest import needs_root

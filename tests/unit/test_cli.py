@@ -55,3 +55,10 @@ def test_status_shows_an_instance_waiting_for_its_provider() -> None:
          "since": 0.0, "attempts": 3}]})
     assert text == ("VI_2: FAULT  out of the election, its provider has not started (attempt 3): "
                     "VI_2: provider aws failed to start: IMDS down")
+
+
+def test_lab_without_the_lab_distribution_says_where_it_is(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "cloudvip_lab", None)  # as on a host with the product wheel only
+    assert main(["lab"]) == 2
+    assert "cloudvip-lab distribution" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..scripts import DEFAULT_SCRIPT_USER, user_exists
+from cloudvip.scripts import DEFAULT_SCRIPT_USER, user_exists
 from .daemons import instance_block
 from .topology import Node
 

@@ -186,7 +186,7 @@ class Topology:
 
     def set_delay(self, node: Node, delay_ms: float, jitter_ms: float = 0.0, seed: int | None = None) -> None:
         """Delay the node's outgoing VRRP by `delay_ms` +- `jitter_ms` (0: stop): NFQUEUE hands
-        them to cloudvip.lab.delayer in the namespace (netem's job, on a kernel without netem).
+        them to cloudvip_lab.delayer in the namespace (netem's job, on a kernel without netem).
         The rule goes through iptables: this kernel has the xt NFQUEUE target, not nft_queue."""
         # `--queue-bypass`: were the delayer gone, packets would flow undelayed, not vanish
         rule = ["OUTPUT", "-p", "112", "-j", "NFQUEUE", "--queue-num", str(DELAY_QUEUE), "--queue-bypass"]
@@ -198,7 +198,7 @@ class Topology:
         if delay_ms <= 0 and jitter_ms <= 0:
             return
         args = ["--queue", str(DELAY_QUEUE), "--delay", str(delay_ms), "--jitter", str(jitter_ms)]
-        proc = subprocess.Popen(self.exec_args(node, sys.executable, "-m", "cloudvip.lab.delayer", *args,
+        proc = subprocess.Popen(self.exec_args(node, sys.executable, "-m", "cloudvip_lab.delayer", *args,
                                                *(["--seed", str(seed)] if seed is not None else [])),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._delayers[node.name] = proc

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..companion_events import socket_path
-from ..control import request
+from cloudvip.companion_events import socket_path
+from cloudvip.control import request
 from .topology import Node, Topology, ip
 
 VIP = "198.51.100.100"

@@ -3,7 +3,7 @@ of machine's kernel has no netem, but it has NFQUEUE. nftables queues the packet
 process (run inside the namespace), which gives each its verdict after `delay` +- `jitter`
 milliseconds (uniform, so packets may be reordered, as with netem's jitter).
 
-    python -m cloudvip.lab.delayer --queue 7 --delay 50 --jitter 20
+    python -m cloudvip_lab.delayer --queue 7 --delay 50 --jitter 20
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run inside a node's namespace: print, as JSON lines with CLOCK_MONOTONIC times (the same
 clock in every namespace), each VRRP advert received and each address added or removed.
 
-    ip netns exec NS python -m cloudvip.lab.probe
+    ip netns exec NS python -m cloudvip_lab.probe
 
 `Probe` starts one from outside and collects its events (bench/ and the tests use it).
 """
@@ -62,7 +62,7 @@ class Probe:
     def __init__(self, topo: "Topology", node: "Node") -> None:
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.proc = subprocess.Popen(topo.exec_args(node, sys.executable, "-m", "cloudvip.lab.probe"),
+        self.proc = subprocess.Popen(topo.exec_args(node, sys.executable, "-m", "cloudvip_lab.probe"),
                                      stdout=subprocess.PIPE, text=True)
         threading.Thread(target=self._read, daemon=True).start()
         if not self.wait(lambda e: e["ev"] == "ready", 0, 10):

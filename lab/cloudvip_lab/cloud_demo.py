@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..state_machine import master_down_interval, skew_time
+from cloudvip.state_machine import master_down_interval, skew_time
 from typing import TYPE_CHECKING
 
 from .daemons import VIP, Daemon, instance_block

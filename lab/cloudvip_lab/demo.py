@@ -1,7 +1,7 @@
 """`cloudvip lab`: a real failover between cloudvip agents, on this machine, in namespaces.
 
 Builds a bridge with 2-3 nodes and a client, runs one agent per node from the
-bundled keepalived.conf (`examples/lab.conf`, per-node lines picked with -i),
+bundled keepalived.conf (`lab.conf` beside it, per-node lines picked with -i),
 then: election, SIGKILL of the master, preemption by the returning node, and a
 graceful SIGTERM handover. Everything is removed at the end, also on Ctrl-C.
 """
@@ -18,8 +18,8 @@ import time
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from ..config import load
-from ..state_machine import master_down_interval, skew_time
+from cloudvip.config import load
+from cloudvip.state_machine import master_down_interval, skew_time
 from .daemons import Daemon
 from .topology import Node, Topology
 
@@ -187,5 +187,5 @@ def main(args: argparse.Namespace) -> int:
 
         return cloud_main(args)
     with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp, \
-            as_file(files("cloudvip").joinpath("examples/lab.conf")) as conf:
+            as_file(files("cloudvip_lab").joinpath("lab.conf")) as conf:
         return run_lab(Lab(args.nodes, Path(tmp), Path(conf)))

@@ -12,8 +12,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from ..config.companion_file import KeepalivedVerdict, keepalived_accepts
-from ..state_machine import master_down_interval
+from cloudvip.config.companion_file import KeepalivedVerdict, keepalived_accepts
+from cloudvip.state_machine import master_down_interval
 from .cloud_demo import CloudLab, EmulatedCloud
 from .daemons import Daemon
 from .hardened_keepalived import PairFiles, ScriptUser, SecureDir, notify_wrapper, write_pair_files

@@ -1,7 +1,7 @@
 """Run inside a namespace: send crafted VRRP packets (own IP header: any source, any TTL) to a
 target, for the hostile-input tests and bench. Prints one JSON line: packets sent, seconds.
 
-    python -m cloudvip.lab.attacker TARGET KIND SECONDS|COUNT [--src ADDR] [--ttl N] [--vrid N] [--pass PW]
+    python -m cloudvip_lab.attacker TARGET KIND SECONDS|COUNT [--src ADDR] [--ttl N] [--vrid N] [--pass PW]
                                     [--version 2|3] [--rate PPS] [--priority N]
                                     [--address VIP]
 KIND: advert (a valid-looking VRRP advert, priority 254 unless --priority) or garbage (random bytes);
@@ -18,7 +18,7 @@ import struct
 import time
 from ipaddress import IPv4Address
 
-from ..packet import Advertisement, AuthType, encode
+from cloudvip.packet import Advertisement, AuthType, encode
 
 
 def ip_header(src: IPv4Address, dst: IPv4Address, ttl: int, length: int) -> bytes:
