@@ -119,6 +119,9 @@ class Agent:
             for diag in exc.diagnostics:
                 log.error("config: %s", diag)
             return 1
+        if not self.config.instances:
+            log.warning("%s has no vrrp_instance: nothing for cloudvip to run", self.path)
+            return 0
         starting = asyncio.create_task(self._start(loop), name="start")
         stopping = asyncio.create_task(self._stop.wait(), name="stop-during-start")
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)

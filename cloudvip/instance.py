@@ -42,7 +42,7 @@ def router_params(inst: VrrpInstance, local: IPAddress, extra_peers: Sequence[IP
         auth_data=inst.auth.password if inst.auth else b"",
         preempt=not inst.nopreempt, preempt_delay=inst.preempt_delay,
         peers=peers, unicast=bool(inst.unicast_peers) or discovering,
-        check_addresses=not inst.skip_check_adv_addr)
+        check_addresses=not inst.skip_check_adv_addr, lower_prio_no_advert=bool(inst.lower_prio_no_advert))
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,9 @@ class RouterParams:
     #: unicast even with no peer known yet (peers discovered in the cloud): then nobody is accepted
     unicast: bool = False
     check_addresses: bool = True  # keepalived's vrrp_skip_check_adv_addr turns this off
+    #: keepalived's lower_prio_no_advert (on in strict mode): a master hearing a lower priority
+    #: sends no advert in answer (it still re-announces, and a cloud provider re-checks the owner)
+    lower_prio_no_advert: bool = False
 
 
 # ---- events -----------------------------------------------------------------
@@ -440,4 +443,6 @@ class Router:
         if len(self._answered) >= MAX_ANSWERED:
             self._answered = {a: t for a, t in self._answered.items() if now - t < self.advert_interval}
         self._answered[src] = now
+        if self.params.lower_prio_no_advert:
+            return [RefreshVips()]
         return [self._send(), RefreshVips()]

@@ -19,7 +19,8 @@ from .model import (Authentication, CloudBlock, CloudEntry, Config, GlobalDefs, 
                     ScriptCommand, SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress,
                     VrrpInstance, VrrpScript)
 from ..paths import DEFAULT_PATH
-from .parser import IGNORED_TOP, Parser, build_global_defs
+from . import not_implemented as not_implemented_table
+from .parser import LVS_TOP, Parser, build_global_defs, warn_not_implemented
 from .syntax import Node, parse_file, parse_text
 
 _T = TypeVar("_T")
@@ -89,20 +90,23 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
         elif k == "vrrp_sync_group":
             if (group := parser.sync_group(node)) is not None:
                 groups.append(group)
-        elif k in IGNORED_TOP:
-            diags.warning(node.loc, f"{k} is not handled by cloudvip (VRRP only); ignored")
+        elif k in LVS_TOP:
+            diags.warning(node.loc, f"{k} is keepalived's checker (LVS), not VRRP: nothing for cloudvip; ignored")
+        elif k in not_implemented_table.TOP:
+            warn_not_implemented(diags, node, not_implemented_table.TOP)
         else:
             diags.warning(node.loc, f"unknown keyword '{k}' at top level, ignored")
     if not instances and not diags.errors:
-        diags.error(Location(str(path), 1), "no vrrp_instance defined", "at least one vrrp_instance block")
-    cfg = Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups))
-    check(cfg, diags)
+        lvs = sorted({n.keyword for n in nodes if n.keyword in LVS_TOP})
+        diags.warning(Location(str(path), 1), "no vrrp_instance: nothing for cloudvip to run"
+                      + (f" (this file configures LVS only: {', '.join(lvs)}; keepalived's checker runs that)"
+                         if lvs else ""))
+    cfg = check(Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups)), diags)
     if calls_cloudvip_notify(cfg):  # meant for a stock keepalived next to a companion
         stock_keepalived_warnings(cfg, diags)
     if diags.errors:
         raise ConfigError(sorted(diags.items, key=lambda d: d.loc))
-    return Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups),
-                  tuple(diags.items))
+    return dataclasses.replace(cfg, diagnostics=tuple(diags.items))
 
 
 def _unique(table: dict[str, _T], name: str, value: _T, node: Node, diags: Diagnostics,

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import replace
 
 from .diagnostics import Diagnostics, Location
 from .model import Config, TrackRef
 
 
-def check(cfg: Config, diags: Diagnostics) -> None:
+def check(cfg: Config, diags: Diagnostics) -> Config:
+    """Cross-check; the config as keepalived goes on to run it (references to undefined scripts
+    and files, and sync-group members that are not instances, dropped with a warning)."""
     _names(cfg, diags)
     _vrids(cfg, diags)
     _unicast(cfg, diags)
-    _references(cfg, diags)
-    _groups(cfg, diags)
+    cfg = _references(cfg, diags)
+    cfg = _groups(cfg, diags)
     _vips(cfg, diags)
+    return cfg
 
 
 def _names(cfg: Config, diags: Diagnostics) -> None:
@@ -55,38 +60,54 @@ def _unicast(cfg: Config, diags: Diagnostics) -> None:
                                   f"IPv{inst.family}", f"an IPv{inst.family} source")
 
 
-def _missing(refs: tuple[TrackRef, ...], known: dict[str, object], kind: str, owner: str,
-             diags: Diagnostics) -> None:
+def _defined(refs: tuple[TrackRef, ...], known: Mapping[str, object], kind: str, owner: str,
+             diags: Diagnostics) -> tuple[TrackRef, ...]:
+    """keepalived: "track script NAME not found, ignoring...": the reference is dropped."""
     for ref in refs:
         if ref.name not in known:
-            diags.error(ref.loc, f"{owner} tracks {kind} {ref.name!r}, which is not defined",
-                        f"a {kind} block named {ref.name}")
+            diags.warning(ref.loc, f"{owner} tracks {kind} {ref.name!r}, which is not defined: ignored "
+                                   f"(keepalived: \"track {kind.replace('vrrp_', '').replace('track_', '')} "
+                                   f"{ref.name} not found, ignoring\")")
+    return tuple(ref for ref in refs if ref.name in known)
 
 
-def _references(cfg: Config, diags: Diagnostics) -> None:
-    owners = [(f"vrrp_instance {i.name}", i.track_scripts, i.track_files) for i in cfg.instances]
-    owners += [(f"vrrp_sync_group {g.name}", g.track_scripts, g.track_files) for g in cfg.sync_groups]
-    for owner, scripts, files in owners:
-        _missing(scripts, dict(cfg.scripts), "vrrp_script", owner, diags)
-        _missing(files, dict(cfg.track_files), "track_file", owner, diags)
+def _references(cfg: Config, diags: Diagnostics) -> Config:
+    scripts, files = dict(cfg.scripts), dict(cfg.track_files)
+    instances = tuple(replace(
+        i, track_scripts=_defined(i.track_scripts, scripts, "vrrp_script", f"vrrp_instance {i.name}", diags),
+        track_files=_defined(i.track_files, files, "track_file", f"vrrp_instance {i.name}", diags))
+        for i in cfg.instances)
+    groups = tuple(replace(
+        g, track_scripts=_defined(g.track_scripts, scripts, "vrrp_script", f"vrrp_sync_group {g.name}", diags),
+        track_files=_defined(g.track_files, files, "track_file", f"vrrp_sync_group {g.name}", diags))
+        for g in cfg.sync_groups)
+    return replace(cfg, instances=instances, sync_groups=groups)
 
 
-def _groups(cfg: Config, diags: Diagnostics) -> None:
+def _groups(cfg: Config, diags: Diagnostics) -> Config:
     names = {i.name for i in cfg.instances}
     member_of: dict[str, str] = {}
+    groups = []
     for group in cfg.sync_groups:
+        members = []
         for member in group.members:
             if member not in names:
-                diags.error(group.loc, f"vrrp_sync_group {group.name} names {member!r}, which is not a "
-                                       "vrrp_instance", "names of defined instances")
+                diags.warning(group.loc, f"vrrp_sync_group {group.name} names {member!r}, which is not a "
+                                         "vrrp_instance: ignored (as keepalived does)")
             elif member in member_of:
-                diags.error(group.loc, f"{member} is in both {member_of[member]} and {group.name}",
-                            "each instance in at most one sync group")
+                diags.warning(group.loc, f"{member} is in both {member_of[member]} and {group.name}: it stays in "
+                                         f"{member_of[member]} (as keepalived does)")
             else:
                 member_of[member] = group.name
-        if len(group.members) == 1:
+                members.append(member)
+        if not members:
+            diags.warning(group.loc, f"vrrp_sync_group {group.name} has no members: removed (as keepalived does)")
+            continue
+        if len(members) == 1:
             diags.warning(group.loc, f"vrrp_sync_group {group.name} has only 1 member - this probably "
                                      "isn't what you want")
+        groups.append(replace(group, members=tuple(members)))
+    return replace(cfg, sync_groups=tuple(groups))
 
 
 def _vips(cfg: Config, diags: Diagnostics) -> None:

@@ -42,6 +42,7 @@ class GlobalDefs:
     check_unicast_src: bool = False
     skip_check_adv_addr: bool = False
     strict: bool = False
+    lower_prio_no_advert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,12 @@ class VrrpInstance:
     unicast_ttl: int = 255
     nopreempt: bool = False
     preempt_delay: float = 0.0
+    #: keepalived's strict mode (vrrp_strict, or the instance's strict_mode): no authentication,
+    #: MASTER only as the address owner, no advert in answer to a lower-priority master
+    strict: bool = False
+    #: no advert in answer to a lower-priority master (keepalived's lower_prio_no_advert;
+    #: None: vrrp_lower_prio_no_advert, or on in strict mode)
+    lower_prio_no_advert: bool | None = None
     garp_master_delay: int = 5
     garp_master_repeat: int = 5
     garp_master_refresh: int = 0

@@ -15,50 +15,24 @@ from .diagnostics import Diagnostics, Location
 from .model import (Authentication, CloudBlock, CloudEntry, GlobalDefs, HaproxyProbe, Notifiers, ScriptCommand,
                     SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress, VrrpInstance,
                     VrrpScript)
+from . import not_implemented as not_implemented_table
 from .syntax import Node
 from .values import Values
 
 MAX_WEIGHT = 253
 SCOPES = ("host", "link", "global", "site", "nowhere")
 
-# Keywords keepalived knows that cloudvip accepts but does not act on (LVS, SNMP, mail, ...).
-IGNORED_TOP = {"virtual_server", "virtual_server_group", "static_ipaddress", "static_routes",
-               "static_rules", "linkbeat_interfaces", "vrrp_track_process", "track_process",
-               "bfd_instance", "garp_group", "net_namespace", "instance"}
-IGNORED_GLOBAL = {
-    "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout",
-    "smtp_helo_name", "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker", "enable_traps",
-    "enable_snmp_vrrp", "enable_snmp_keepalived", "enable_snmp_rfc", "enable_snmp_rfcv2",
-    "enable_snmp_rfcv3", "enable_snmp_checker", "snmp_socket", "enable_dbus", "dynamic_interfaces",
-    "lvs_id", "lvs_sync_daemon", "lvs_flush", "lvs_timeouts", "vrrp_mcast_group4",
-    "vrrp_mcast_group6", "vrrp_garp_interval", "vrrp_gna_interval", "vrrp_lower_prio_no_advert",
-    "vrrp_higher_prio_send_advert", "vrrp_iptables", "vrrp_ipsets", "vrrp_priority",
-    "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "max_auto_priority",
-    "min_auto_priority_delay", "process_names", "process_name", "vrrp_process_name",
-    "vrrp_startup_delay", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat",
-    "default_interface", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "vrrp_netlink_cmd_rcv_bufs",
-    "vrrp_netlink_monitor_rcv_bufs", "vrrp_min_garp", "vrrp_rlimit_rttime", "vrrp_rt_priority",
-    "checker_rt_priority", "notify_fifo_script", "use_pid_dir", "linkbeat_use_polling",
-    "script_security", "instance", "net_namespace", "namespace_with_ipsets", "local_name",
-    "vrrp_use_process_cmdline", "vrrp_use_process_comm", "random_seed", "umask", "vrrp_cpu_affinity",
-    "checker_cpu_affinity", "vrrp_track_process", "fifo_write_vrrp_states_on_reload",
-}
-IGNORED_INSTANCE = {
-    "smtp_alert", "accept", "no_accept", "strict_mode", "debug", "lvs_sync_daemon_interface",
-    "native_ipv6", "linkbeat_use_polling", "notify_deleted",
-    "kernel_rx_buf_size", "promote_secondaries", "down_timer_adverts", "track_process", "track_bfd",
-    "vmac_xmit_base", "no_virtual_ipaddress",
-}
-UNSUPPORTED_INSTANCE = {
-    "use_vmac": "virtual MACs do nothing in a cloud VPC; cloudvip moves the address instead",
-    "virtual_routes": "virtual routes are not managed by cloudvip",
-    "virtual_rules": "virtual rules are not managed by cloudvip",
-    "mcast_dst": "a custom multicast group is not supported",
-}
+#: keepalived's checker (LVS) sections: keepalived runs them in its checker process, not in VRRP
+LVS_TOP = {"virtual_server", "virtual_server_group"}
 
 
 def _unknown(diags: Diagnostics, node: Node, where: str) -> None:
     diags.warning(node.loc, f"unknown keyword '{node.keyword}' in {where}, ignored")
+
+
+def warn_not_implemented(diags: Diagnostics, node: Node, table: dict[str, str]) -> None:
+    """A keepalived keyword cloudvip does not act on: said by name, with what it is."""
+    diags.warning(node.loc, f"{node.keyword} is not implemented by cloudvip ({table[node.keyword]}); ignored")
 
 
 class Parser:
@@ -97,10 +71,13 @@ class Parser:
                 into["notify_fifo"] = v._arg(node, "a FIFO path [USER [GROUP]]")
                 into["notify_fifo_user"] = node.args[1].text if len(node.args) > 1 else None
                 into["notify_fifo_group"] = node.args[2].text if len(node.args) > 2 else None
+            elif k == "vrrp_lower_prio_no_advert":
+                if (flag := v.on_off(node)) is not None:
+                    into["lower_prio_no_advert"] = flag
             elif k in ("notify_fifo_script", "vrrp_notify_fifo_script"):
                 into["notify_fifo_script"] = v.notify_command(node)
-            elif k in IGNORED_GLOBAL:
-                pass
+            elif k in not_implemented_table.GLOBAL:
+                warn_not_implemented(self.diags, node, not_implemented_table.GLOBAL)
             else:
                 _unknown(self.diags, node, "global_defs")
 
@@ -147,9 +124,13 @@ class Parser:
                                  "haproxy_socket /run/haproxy/admin.sock")
                 return None
             probe = HaproxyProbe(**{k: x for k, x in haproxy.items() if x is not None})
-        if (script is None) == (probe is None):
-            self.diags.error(node.loc, f"vrrp_script {name} needs exactly one check",
-                             'script "COMMAND" or haproxy_socket PATH')
+        if script is None and probe is None:
+            self.diags.warning(node.loc, f"vrrp_script {name} has no script: removed, as keepalived does (\"No "
+                                         f"script set for vrrp_script {name} - removing\"); tracking it is ignored")
+            return None
+        if script is not None and probe is not None:
+            self.diags.error(node.loc, f"vrrp_script {name} has both a script and haproxy_socket",
+                             'script "COMMAND" or haproxy_socket PATH, not both')
             return None
         return VrrpScript(name, node.loc, script, probe, **{k: x for k, x in fields.items() if x is not None})
 
@@ -233,7 +214,7 @@ class Parser:
             "garp_master_repeat": gdefs.garp_master_repeat,
             "garp_master_refresh": gdefs.garp_master_refresh,
             "garp_master_refresh_repeat": gdefs.garp_master_refresh_repeat,
-            "skip_check_adv_addr": gdefs.skip_check_adv_addr,
+            "skip_check_adv_addr": gdefs.skip_check_adv_addr, "strict": gdefs.strict,
         }
         notifiers: dict[str, Any] = {}
         seen: dict[str, Location] = {}
@@ -256,7 +237,7 @@ class Parser:
                 lo, hi = simple_ints[k]
                 fields["vrid" if k == "virtual_router_id" else k] = v.integer(child, lo, hi)
             elif k == "state":
-                fields["state_hint"] = v.choice(child, ("MASTER", "BACKUP"))
+                fields["state_hint"] = v.keyword_value(child, ("MASTER", "BACKUP"), "BACKUP", "BACKUP")
             elif k == "interface":
                 fields["interface"] = v.ifname(child)
             elif k == "advert_int":
@@ -280,6 +261,14 @@ class Parser:
                 fields[key] = fields.get(key, ()) + self.virtual_addresses(child)
             elif k == "dont_track_primary":
                 fields["dont_track_primary"] = v.flag(child)
+            elif k == "lower_prio_no_advert":
+                if (flag := v.on_off(child)) is not None:
+                    fields["lower_prio_no_advert"] = flag
+            elif k == "strict_mode":
+                if (strict := v.on_off(child)) is not None:
+                    fields["strict"] = strict
+            elif k == "check_unicast_src":
+                v.flag(child)  # cloudvip always drops unicast adverts from a source that is not a peer
             elif k in ("skip_check_adv_addr",):
                 fields["skip_check_adv_addr"] = v.flag(child)
             elif k == "auth_key_file":
@@ -296,10 +285,8 @@ class Parser:
                 if "cloud" in fields:
                     self.diags.error(child.loc, "only one cloud block per instance", "a single cloud PROVIDER { }")
                 fields["cloud"] = self.cloud(child)
-            elif k in UNSUPPORTED_INSTANCE:
-                self.diags.warning(child.loc, f"{k} ignored: {UNSUPPORTED_INSTANCE[k]}")
-            elif k in IGNORED_INSTANCE:
-                pass
+            elif k in not_implemented_table.INSTANCE:
+                warn_not_implemented(self.diags, child, not_implemented_table.INSTANCE)
             else:
                 _unknown(self.diags, child, where)
         if name is None:
@@ -312,9 +299,9 @@ class Parser:
             return None
         notify = Notifiers(**{k: x for k, x in notifiers.items() if x is not None})
         inst = VrrpInstance(name, node.loc, notify=notify, **clean)
-        return self._settle_instance(inst)
+        return self._settle_instance(inst, gdefs)
 
-    def _settle_instance(self, inst: VrrpInstance) -> VrrpInstance:
+    def _settle_instance(self, inst: VrrpInstance, gdefs: GlobalDefs) -> VrrpInstance:
         """keepalived's own adjustments, each with the warning it logs."""
         warn = self.diags.warning
         where = f"vrrp_instance {inst.name}"
@@ -341,6 +328,10 @@ class Parser:
         if inst.priority == 255 and inst.nopreempt:
             warn(inst.loc, f"{where}: nopreempt is incompatible with priority 255 - resetting nopreempt")
             inst = replace(inst, nopreempt=False)
+        if inst.strict:
+            inst = self._strict(inst, where)
+        if inst.lower_prio_no_advert is None:
+            inst = replace(inst, lower_prio_no_advert=inst.strict or gdefs.lower_prio_no_advert)
         if inst.state_hint == "MASTER":
             if inst.nopreempt:
                 warn(inst.loc, f"{where}: nopreempt will not work with initial state MASTER - clearing "
@@ -354,17 +345,36 @@ class Parser:
             inst = replace(inst, preempt_delay=0.0)
         return inst
 
+    def _strict(self, inst: VrrpInstance, where: str) -> VrrpInstance:
+        """keepalived's strict mode, as keepalived applies it (with its messages)."""
+        warn = self.diags.warning
+        owner = inst.priority == 255
+        if inst.state_hint is not None and (inst.state_hint == "MASTER") != owner:
+            warn(inst.loc, f"{where}: strict mode: state MASTER must match being address owner (priority 255): "
+                           f"state {'MASTER' if owner else 'BACKUP'}, as keepalived sets it")
+            inst = replace(inst, state_hint="MASTER" if owner else "BACKUP")
+        if inst.auth is not None:
+            warn(inst.loc, f"{where}: strict mode does not support authentication: ignored, as keepalived "
+                           "ignores it (\"Strict mode does not support authentication. Ignoring.\")")
+            inst = replace(inst, auth=None)
+        if inst.unicast_peers:
+            warn(inst.loc, f"{where}: strict mode with unicast peers: keepalived 2.4 drops this instance "
+                           "(\"Unicast peers are not supported in strict mode\"), 2.2 runs it; cloudvip runs it")
+        return inst
+
     def authentication(self, node: Node, where: str) -> Authentication | None:
-        auth_type: AuthType | None = None
+        """What keepalived makes of the block: PASS with a password; AH (which cloudvip does not
+        speak: an error on its line); anything else, or a half block, no authentication."""
+        auth_type: str | None = None
         password: str | None = None
+        type_node: Node | None = None
         for child in self.v.block(node):
             if child.keyword == "auth_type":
-                kind = self.v.choice(child, ("PASS", "AH"))
-                if kind == "AH":
-                    self.diags.error(child.loc, "auth_type AH is not supported (deprecated by RFC 3768)",
-                                     "PASS")
-                elif kind == "PASS":
-                    auth_type = AuthType.PASS
+                type_node = child
+                auth_type = self.v.keyword_value(child, ("PASS", "AH"), None, "no authentication")
+                if auth_type == "AH":
+                    self.diags.error(child.loc, "auth_type AH: cloudvip does not speak IPsec AH (keepalived 2.2 "
+                                                "does; RFC 3768 removed it)", "auth_type PASS")
             elif child.keyword == "auth_pass":
                 password = self.v.text(child, "a password")
                 if password is not None and len(password.encode()) > 8:
@@ -373,14 +383,16 @@ class Parser:
                                                   f"({password[:8]!r})")
             else:
                 _unknown(self.diags, child, f"authentication of {where}")
-        if auth_type is None:
-            if password is not None:
-                self.diags.error(node.loc, "authentication has auth_pass but no auth_type", "auth_type PASS")
+        if auth_type != "PASS":
+            if type_node is None and password is not None:
+                self.diags.warning(node.loc, "authentication has auth_pass but no auth_type: keepalived runs "
+                                             "without authentication, and so does cloudvip")
             return None
         if password is None:
-            self.diags.error(node.loc, "auth_type PASS needs auth_pass", "auth_pass PASSWORD")
+            self.diags.warning(node.loc, "auth_type PASS without auth_pass: keepalived ignores the "
+                                         "authentication (\"no password given\"), and so does cloudvip")
             return None
-        return Authentication(auth_type, password.encode()[:8])
+        return Authentication(AuthType.PASS, password.encode()[:8])
 
     def unicast_peers(self, node: Node) -> tuple[UnicastPeer, ...]:
         peers: list[UnicastPeer] = []
@@ -489,15 +501,12 @@ class Parser:
                     if m.args:
                         self.diags.error(m.loc, f"unexpected words after {m.keyword}", "one instance name per line")
                     members.append(m.keyword)
-            elif child.keyword in ("smtp_alert", "global_tracking", "sync_group_tracking_weight",
-                                   "notify_priority_changes"):
-                pass
+            elif child.keyword in not_implemented_table.SYNC_GROUP:
+                warn_not_implemented(self.diags, child, not_implemented_table.SYNC_GROUP)
             else:
                 _unknown(self.diags, child, f"vrrp_sync_group {name}")
         if name is None:
             return None
-        if not members:
-            self.diags.error(node.loc, f"vrrp_sync_group {name} has no members", "group { INSTANCE ... }")
         notify = Notifiers(**{k: x for k, x in notifiers.items() if x is not None})
         return SyncGroup(name, node.loc, tuple(members), notify, **fields)
 

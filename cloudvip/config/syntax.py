@@ -1,10 +1,12 @@
 """keepalived.conf syntax: files -> a tree of statements with file:line.
 
-Handles what keepalived's own reader does before keywords mean anything:
-`#`/`!` comments, double quotes, `{ }` blocks (on the keyword's line or the
-next), `include` with globs relative to the including file, `@node` /
-`@^node` conditional lines, and `$NAME=value` definitions with `$NAME` /
-`${NAME}` substitution.
+Handles what keepalived's own reader does before keywords mean anything, in
+its order: `#`/`!` comments removed first (outside double quotes; `\\#` and
+`\\!` are the characters themselves), then `$NAME=value` definitions and
+`$NAME` / `${NAME}` substitution (with keepalived's `${_ENV NAME}`, `${_HASH}`
+and `${_BANG}`), `@node` / `@^node` conditional lines, double quotes, `{ }`
+blocks (on the keyword's line or the next) and `include` with globs relative
+to the including file.
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from .diagnostics import Diagnostics, Location
 
 MAX_INCLUDE_DEPTH = 16
 _DEFINE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_VAR = re.compile(r"\$\{_ENV\s+([A-Za-z_][A-Za-z0-9_]*)\}|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+#: keepalived's standard definitions that cloudvip gives the same value
+_STANDARD = {"_HASH": "#", "_BANG": "!"}
+#: the ones it does not (their value depends on keepalived's process or is random)
+_UNSUPPORTED_STANDARD = ("_PWD", "_INSTANCE", "_RANDOM")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +54,35 @@ class _Line:
     tokens: list[Token] = field(default_factory=list)
 
 
+def _decomment(line: str) -> str:
+    """The line without its comment, as keepalived's decomment(): `#` or `!` outside double
+    quotes starts one, a backslash before either makes it the character itself."""
+    out: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == '"':
+            quoted = not quoted
+        elif c == "\\" and not quoted and line[i + 1:i + 2] in ("#", "!"):
+            out.append(line[i + 1])
+            i += 2
+            continue
+        elif c in "#!" and not quoted:
+            break
+        out.append(c)
+        i += 1
+    return "".join(out).strip()
+
+
 def _split(text: str, loc: Location, diags: Diagnostics) -> list[Token]:
-    """Split one line into words, braces and quoted strings; drop comments."""
+    """Split one (decommented) line into words, braces and quoted strings."""
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
         c = text[i]
         if c.isspace():
             i += 1
-        elif c in "#!":
-            break
         elif c in "{}":
             tokens.append(Token(c, loc))
             i += 1
@@ -71,7 +96,7 @@ def _split(text: str, loc: Location, diags: Diagnostics) -> list[Token]:
             i = end + 1
         else:
             j = i
-            while j < n and not text[j].isspace() and text[j] not in '{}"#!':
+            while j < n and not text[j].isspace() and text[j] not in '{}"':
                 j += 1
             tokens.append(Token(text[i:j], loc))
             i = j
@@ -87,9 +112,17 @@ class _Reader:
 
     def substitute(self, text: str, loc: Location) -> str:
         def repl(m: re.Match[str]) -> str:
-            name = m.group(1) or m.group(2)
+            if m.group(1) is not None:  # ${_ENV NAME}: the environment, empty if unset (as keepalived)
+                return os.environ.get(m.group(1), "")
+            name = m.group(2) or m.group(3)
             if name in self.defines:
                 return self.defines[name]
+            if name in _STANDARD:
+                return _STANDARD[name]
+            if name in _UNSUPPORTED_STANDARD:
+                self.diags.warning(loc, f"${{{name}}} (a keepalived standard definition) is not implemented by "
+                                        "cloudvip; left as it is")
+                return m.group(0)
             self.diags.warning(loc, f"${name} is not defined; left as it is")
             return m.group(0)
         return _VAR.sub(repl, text) if "$" in text else text
@@ -109,7 +142,9 @@ class _Reader:
         out: list[Token | None] = []
         for lineno, raw in enumerate(text.splitlines(), 1):
             loc = Location(str(path), lineno)
-            line = raw.strip()
+            line = _decomment(raw)
+            if not line:
+                continue
             if line.startswith("@"):
                 kept = self._conditional(line)
                 if kept is None:
@@ -129,7 +164,8 @@ class _Reader:
 
     def _conditional(self, line: str) -> str | None:
         """`@id rest` applies only when config_id is id, `@^id rest` only when it is not."""
-        head, _, rest = line.partition(" ")
+        head, *rest_of_line = line.split(None, 1)  # keepalived splits on a space or a tab
+        rest = rest_of_line[0] if rest_of_line else ""
         negate = head.startswith("@^")
         ident = head[2:] if negate else head[1:]
         matches = self.config_id is not None and ident == self.config_id

@@ -32,6 +32,19 @@ class Values:
                                          f"ignoring {' '.join(node.words)!r}")
         return True
 
+    def on_off(self, node: Node) -> bool | None:
+        """A keepalived flag with an optional true/false value (keepalived's check_true_false)."""
+        if not node.args:
+            return True
+        raw = node.args[0].text  # case-sensitive, as keepalived's strcmp
+        if raw in ("true", "on", "yes"):
+            return True
+        if raw in ("false", "off", "no"):
+            return False
+        self.diags.warning(node.loc, f"{node.keyword} {node.args[0].text!r} is not true or false: ignored, as "
+                                     "keepalived ignores it")
+        return None
+
     def text(self, node: Node, what: str = "a value") -> str | None:
         value = self._arg(node, what)
         if value is not None and len(node.args) > 1:
@@ -69,14 +82,19 @@ class Values:
             return None
         return value
 
-    def choice(self, node: Node, options: tuple[str, ...]) -> str | None:
+    def keyword_value(self, node: Node, options: tuple[str, ...], fallback: str | None,
+                      fallback_text: str) -> str | None:
+        """A value keepalived matches exactly (case-sensitive, as written): anything else is
+        read as keepalived reads it (`fallback`), with a warning saying so."""
         raw = self._arg(node, " or ".join(options))
-        if raw is None:
-            return None
-        if raw.upper() not in options:
-            self.diags.error(node.loc, f"{node.keyword} {raw!r} is not valid", " or ".join(options))
-            return None
-        return raw.upper()
+        if raw is None or raw in options:
+            return raw
+        hint = next((o for o in options if o.lower() == raw.rstrip(";").lower()), None)
+        semicolon = " and take no ';'" if raw.endswith(";") else ""
+        also = f" (keepalived's values are case-sensitive{semicolon}: did you mean {hint}?)" if hint else ""
+        self.diags.warning(node.loc, f"{node.keyword} {raw!r} is not {' or '.join(options)}{also}: keepalived "
+                                     f"reads {fallback_text}, and so does cloudvip")
+        return fallback
 
     def address(self, node: Node, raw: str | None = None, what: str = "an IPv4 or IPv6 address") -> IPAddress | None:
         raw = raw if raw is not None else self._arg(node, what)
@@ -112,6 +130,12 @@ class Values:
             self.diags.error(node.loc, f"{raw!r} is not a valid interface name",
                              "1..15 characters, no '/', ':' or spaces")
             return None
+        try:
+            ip_address(raw)
+        except ValueError:
+            return raw
+        self.diags.warning(node.loc, f"{node.keyword} {raw} is an IP address, not an interface name: a template "
+                                     "mistake? (keepalived too looks for an interface of that name)")
         return raw
 
     def command(self, node: Node) -> ScriptCommand | None:

@@ -62,3 +62,11 @@ def test_lab_without_the_lab_distribution_says_where_it_is(monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "cloudvip_lab", None)  # as on a host with the product wheel only
     assert main(["lab"]) == 2
     assert "cloudvip-lab distribution" in capsys.readouterr().err
+
+
+def test_run_on_a_file_without_vrrp_instances_says_so_and_exits_0(tmp_path: Path) -> None:
+    conf = tmp_path / "lvs.conf"
+    conf.write_text("virtual_server 192.0.2.100 80 {\n    delay_loop 6\n}\n")
+    done = subprocess.run([sys.executable, "-m", "cloudvip", "run", "-f", str(conf), "--no-control"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "nothing for cloudvip to run" in done.stderr, done.stderr

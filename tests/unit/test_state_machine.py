@@ -236,6 +236,12 @@ def test_master_readvertises_at_once_against_lower_priority() -> None:
     assert r.state is State.MASTER and r.deadline == deadline
 
 
+def test_lower_prio_no_advert_master_sends_no_answer_but_still_reannounces() -> None:
+    r = master(params(lower_prio_no_advert=True))  # keepalived's lower_prio_no_advert, on in strict mode
+    actions = r.handle(AdvertReceived(10.0, advert(r, 50), HIGHER_IP))
+    assert kinds(actions) == [RefreshVips] and r.state is State.MASTER
+
+
 def test_master_answers_priority_zero_with_an_advert() -> None:
     r = master()
     actions = r.handle(AdvertReceived(10.0, advert(r, 0), HIGHER_IP))
