@@ -23,7 +23,6 @@ from .hostnet import HostNetwork, Link
 from .logs import worth_logging
 from .instance import InstanceRuntime, router_params
 from .provider import ProviderContext, load_checked, load_provider, provider_name, within_deadline
-from .advert_auth import KeyFileError, load_keys
 from .auth_state import state_path
 from .control import ControlServer
 from .service import ServiceManager
@@ -231,13 +230,8 @@ class Agent:
         rt = InstanceRuntime(inst, router_params(inst, local, discovered, bool(provider.peer_refresh)), channel,
                              mover, ilog, self.coordinator.on_notify)
         rt.on_lower_priority = self.coordinator.on_lower_priority
-        if inst.auth_key_file:
-            try:
-                rt.set_keys(load_keys(inst.auth_key_file), state_path(self.path, inst.name))
-            except KeyFileError as exc:
-                await mover.stop()
-                await provider.close()
-                raise StartupError(f"{inst.name}: auth_key_file: {exc}") from None
+        if inst.auth_hmac is not None:
+            rt.set_auth(inst.auth_hmac, state_path(self.path, inst.name))
         if provider.peer_refresh:
             self._peer_tasks[inst.name] = asyncio.create_task(
                 self._refresh_peers(rt, local, provider.peer_refresh), name=f"peers-{inst.name}")
@@ -420,12 +414,11 @@ class Agent:
         kept = len(self.instances)
         for rt, new in changed:
             await self._update_in_place(rt, new)
-        for rt in self.instances.values():  # rotated keys take effect without a restart
-            if rt.config.auth_key_file:
-                try:
-                    rt.set_keys(load_keys(rt.config.auth_key_file))
-                except KeyFileError as exc:
-                    log.error("reload: %s: auth_key_file: %s; keeping the keys in use", rt.name, exc)
+        for rt in self.instances.values():  # new keys, modes and windows take effect without a restart
+            if rt.config.auth_hmac is not None:
+                rt.set_auth(rt.config.auth_hmac, state_path(self.path, rt.name))
+            elif rt.auth is not None:
+                rt.set_auth(None)
         for name, inst in wanted.items():
             if name not in self.instances:
                 try:

@@ -17,7 +17,7 @@ import tempfile
 from ipaddress import ip_address
 from pathlib import Path
 
-from .advert_auth import IPAddress
+from .auth_hmac import IPAddress
 
 log = logging.getLogger("cloudvip")
 STATE_DIR = Path("/var/lib/cloudvip")

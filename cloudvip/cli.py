@@ -19,6 +19,10 @@ from .paths import COMPANION_PATH, DEFAULT_PATH  # the config package is importe
 
 def _instance_summary(cfg: Config, inst: VrrpInstance) -> str:
     auth = inst.auth.auth_type.name if inst.auth else "no auth"
+    if inst.auth_hmac is not None:
+        ah = inst.auth_hmac
+        auth = (f"auth_hmac key {ah.active_key} of {len(ah.keys)}, {ah.mode.value}, "
+                f"{'time window ' + str(ah.time_window) + ' s' if ah.anti_replay_time else 'monotonic'}")
     parts = [f"{inst.name}: {inst.interface} vrid {inst.vrid} priority {inst.priority}",
              f"v{inst.version}", auth, f"advert {inst.advert_int:g}s"]
     if inst.state_hint:

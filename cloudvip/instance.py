@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import auth_state
-from .advert_auth import Keys, Verifier, sign
+from .auth_hmac import AuthHmac, Verifier, sign
 from .config.model import VrrpInstance
 from .logs import worth_logging
 from .packet import AuthType, IPAddress
@@ -123,18 +123,18 @@ class InstanceRuntime:
         mover.contested = self.hearing_another_master
         mover.current_master = self.current_master
 
-    def set_keys(self, keys: Keys | None, state: Path | None = None) -> None:
-        """cloudvip's advert authentication (None: off); new keys keep the replay state, which
-        `state` (a file) keeps across restarts too."""
-        if keys is None:
+    def set_auth(self, cfg: AuthHmac | None, state: Path | None = None) -> None:
+        """auth_hmac (None: off); new settings keep the sequence and replay state, which `state`
+        (a file) keeps across restarts too."""
+        if cfg is None:
             self.auth = None
         elif self.auth is None:
-            self.auth = Verifier(keys)
+            self.auth = Verifier(cfg, unicast=bool(self.router.params.peers) or self.router.params.unicast)
             self._auth_state = state
             if state is not None:
                 self.auth.sent, self.auth.last = auth_state.load(state)
         else:
-            self.auth.keys = keys
+            self.auth.cfg = cfg
 
     def save_auth_state(self, force: bool = False) -> None:
         """At most once every SAVE_EVERY s (and when forced, at shutdown)."""
@@ -151,16 +151,20 @@ class InstanceRuntime:
             if worth_logging(self.counters["auth_state_errors"]):
                 self.log.warning("%s: cannot save the advert authentication state: %s", self.name, exc)
 
-    def _sign(self, vrrp: bytes) -> bytes:
-        assert self.auth is not None
-        trailer = sign(self.auth.keys, self.channel.local, vrrp, self.auth.next_counter(time.time_ns() // 1000))
+    def _signer(self) -> Callable[[bytes], bytes] | None:
+        """What signs one advert's copies (every destination gets the same sequence and HMAC, as
+        keepalived signs once per advertisement; only the checksum differs, which the HMAC skips)."""
+        auth = self.auth
+        if auth is None or not auth.cfg.sends:
+            return None
+        seq = auth.next_sequence(time.time_ns())
         self.save_auth_state()
-        return trailer
+        return lambda vrrp: sign(auth.cfg, self.channel.local, vrrp, seq)
 
     def on_received(self, rx: Received) -> None:
         self.counters["adverts_received"] += 1
         if self.auth is not None or rx.trailer is not None:
-            reason = (self.auth.check(rx.src, rx.vrrp, rx.trailer, time.time_ns() // 1000) if self.auth is not None
+            reason = (self.auth.check(rx.src, rx.vrrp, rx.trailer, time.time_ns()) if self.auth is not None
                       else "auth_unexpected")
             if reason is not None:
                 self._drop(reason, f"{rx.src}: {reason.replace('_', ' ')}")
@@ -189,7 +193,7 @@ class InstanceRuntime:
     def apply(self, actions: list[Action]) -> None:
         for act in actions:
             if isinstance(act, SendAdvert):
-                sign = self._sign if self.auth is not None else None
+                sign = self._signer()
                 for dst in self._destinations:
                     if self.channel.send(act.advert, dst, sign=sign):
                         self.counters["adverts_sent"] += 1

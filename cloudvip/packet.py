@@ -146,11 +146,20 @@ def encode(advert: Advertisement, src: IPAddress, dst: IPAddress,
     return msg[:6] + struct.pack("!H", csum) + msg[8:]
 
 
-def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
+def with_ipv6_checksum(payload: bytes, src: IPv6Address, dst: IPAddress) -> bytes:
+    """The payload with the checksum the kernel computes for a socket with IPV6_CHECKSUM (as
+    keepalived's): over all of it, an auth_hmac trailer included."""
+    blank = payload[:6] + b"\0\0" + payload[8:]
+    csum = inet_checksum(_pseudo_header(src, dst, len(blank)) + blank)
+    return payload[:6] + struct.pack("!H", csum) + payload[8:]
+
+
+def decode(data: bytes, src: IPAddress, dst: IPAddress, covered: bytes | None = None) -> Advertisement:
     """Decode and verify a VRRP message received from src, sent to dst.
 
     Checks structure and checksum only; whether the advert is meant for an
-    instance (VRID, auth, addresses) is the instance's decision.
+    instance (VRID, auth, addresses) is the instance's decision. `covered`: what the checksum
+    covers when it is more than the message (IPv6 with an auth_hmac trailer).
     """
     if len(data) < _HEADER.size:
         raise DecodeError(DropReason.TOO_SHORT, f"{len(data)} bytes, need at least {_HEADER.size}")
@@ -183,7 +192,7 @@ def decode(data: bytes, src: IPAddress, dst: IPAddress) -> Advertisement:
         auth_type, auth_data = AuthType.NONE, b""
     if interval_cs == 0:
         raise DecodeError(DropReason.BAD_INTERVAL, "advertisement interval 0")
-    if not _checksum_ok(bytes(data), version, src, dst):
+    if not _checksum_ok(bytes(data if covered is None else covered), version, src, dst):
         raise DecodeError(DropReason.BAD_CHECKSUM, "checksum mismatch")
     start = _HEADER.size
     addresses = tuple(ip_address(bytes(data[start + i * addr_len:start + (i + 1) * addr_len]))

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Callable
 
-from .advert_auth import split as split_trailer
+from .auth_hmac import split as split_trailer
 from .logs import worth_logging
 from .packet import (IPPROTO_VRRP, VRRP_MCAST_V4, VRRP_MCAST_V6, Advertisement, ChecksumMode, DecodeError,
-                     IPAddress, decode, encode, parse_ipv4)
+                     IPAddress, decode, encode, parse_ipv4, with_ipv6_checksum)
 
 log = logging.getLogger("cloudvip.transport")
 TOS_CS6 = 0xC0
@@ -34,7 +34,7 @@ class Received:
     dst: IPAddress
     ttl: int
     vrrp: bytes = b""  # the VRRP packet as received (what an authentication trailer covers)
-    trailer: bytes | None = None  # cloudvip's authentication trailer, if the packet had one
+    trailer: bytes | None = None  # the auth_hmac trailer, if the packet had one
 
 
 Handler = Callable[[Received], None]
@@ -107,6 +107,8 @@ class Channel:
             data = encode(advert, self.local, dst, mode)
             if sign is not None:
                 data += sign(data)
+                if isinstance(self.local, IPv6Address):  # keepalived's kernel checks the trailer's bytes too
+                    data = with_ipv6_checksum(data, self.local, dst)
             if self.family == 4:
                 self.sock.sendto(data, (str(dst), 0))
             else:
@@ -182,12 +184,8 @@ class Channel:
 
 
 def _received(payload: bytes, src: IPAddress, dst: IPAddress, ttl: int) -> Received:
-    """Decode, recognising cloudvip's authentication trailer: the VRRP part must decode on its
-    own, else the payload is taken whole (a keepalived packet that merely ends like a trailer)."""
-    vrrp, trailer = split_trailer(payload)
-    if trailer is not None:
-        try:
-            return Received(decode(vrrp, src, dst), src, dst, ttl, vrrp, trailer)
-        except DecodeError:
-            pass
-    return Received(decode(payload, src, dst), src, dst, ttl, payload, None)
+    """Decode, recognising an auth_hmac trailer by length (the message plus exactly 28 bytes)."""
+    ipv6 = isinstance(src, IPv6Address)
+    vrrp, trailer = split_trailer(payload, ipv6)
+    covered = payload if ipv6 and trailer is not None else None  # IPv6: the checksum covers the trailer
+    return Received(decode(vrrp, src, dst, covered), src, dst, ttl, vrrp, trailer)

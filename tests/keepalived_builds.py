@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 KEEPALIVED22 = shutil.which("keepalived")
-KEEPALIVED24 = os.environ.get("CLOUDVIP_KEEPALIVED24", "/var/cache/cloudvip/keepalived-2.4.3/keepalived/keepalived")
+KEEPALIVED24 = os.environ.get("CLOUDVIP_KEEPALIVED24",
+                              "/var/cache/cloudvip/keepalived-2.4.3-full/keepalived/keepalived")
 
 needs_keepalived24 = pytest.mark.skipif(
     not os.access(KEEPALIVED24, os.X_OK),

@@ -42,7 +42,7 @@ def cloudvip_only_keywords(cfg: Config) -> list[tuple[Location, str]]:
         if inst.cloud is not None:
             found.append((inst.cloud.loc, f"vrrp_instance {inst.name}: cloud block"))
         if inst.auth_key_file is not None:
-            found.append((inst.loc, f"vrrp_instance {inst.name}: auth_key_file"))
+            found.append((inst.auth_key_file, f"vrrp_instance {inst.name}: auth_key_file"))
     for script in cfg.scripts.values():
         if script.haproxy is not None:
             found.append((script.loc, f"vrrp_script {script.name}: haproxy_socket (cloudvip's native check)"))

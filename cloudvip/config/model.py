@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 
+from ..auth_hmac import AuthHmac
 from ..packet import AuthType
 from .diagnostics import Diagnostic, Location
 
@@ -198,8 +199,9 @@ class VrrpInstance:
     notify: Notifiers = field(default_factory=Notifiers)
     cloud: CloudBlock | None = None
     skip_check_adv_addr: bool = False
-    #: cloudvip-to-cloudvip advert authentication (HMAC trailer; not keepalived-compatible)
-    auth_key_file: str | None = None
+    #: keepalived 2.4's auth_hmac trailer (also what the deprecated auth_key_file sets)
+    auth_hmac: AuthHmac | None = None
+    auth_key_file: Location | None = None  # where the deprecated cloudvip-only spelling was used
 
     @property
     def family(self) -> int:

@@ -120,7 +120,6 @@ INSTANCE: dict[str, str] = {
     "thread_timer_expired": "a BACKUP transition when the master-down timer expires in FAULT",
     "higher_prio_send_advert": "an advert before stepping down for a higher priority",
     "owner_ignore_adverts": "an address owner that ignores adverts",
-    "auth_hmac": "keepalived 2.4's HMAC authentication trailer",
 }
 
 SYNC_GROUP: dict[str, str] = {

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..auth_hmac import Mode, derived_window
 from ..packet import AuthType
 from .diagnostics import Diagnostics, Location
 from .model import (Authentication, CloudBlock, CloudEntry, GlobalDefs, HaproxyProbe, Notifiers, ScriptCommand,
                     SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress, VrrpInstance,
                     VrrpScript)
 from . import not_implemented as not_implemented_table
+from .auth_hmac_block import parse_auth_hmac, parse_key_file
 from .syntax import Node
 from .values import Values
 
@@ -271,16 +273,10 @@ class Parser:
                 v.flag(child)  # cloudvip always drops unicast adverts from a source that is not a peer
             elif k in ("skip_check_adv_addr",):
                 fields["skip_check_adv_addr"] = v.flag(child)
+            elif k == "auth_hmac":
+                fields["auth_hmac"] = parse_auth_hmac(child, v, self.diags)
             elif k == "auth_key_file":
-                path = v.text(child, "an absolute path to a key file")
-                if path is not None and not path.startswith("/"):
-                    self.diags.error(child.loc, f"auth_key_file {path!r} is not an absolute path",
-                                     "an absolute path, e.g. /etc/cloudvip/vrrp.keys")
-                    path = None
-                if path is not None and fields.get("auth") is not None:
-                    self.diags.warning(child.loc, "auth_key_file and authentication both set: adverts carry "
-                                                  "the PASS password and cloudvip's HMAC")
-                fields["auth_key_file"] = path
+                fields["auth_hmac"], fields["auth_key_file"] = parse_key_file(child, v, self.diags), child.loc
             elif k == "cloud":
                 if "cloud" in fields:
                     self.diags.error(child.loc, "only one cloud block per instance", "a single cloud PROVIDER { }")
@@ -330,6 +326,8 @@ class Parser:
             inst = replace(inst, nopreempt=False)
         if inst.strict:
             inst = self._strict(inst, where)
+        if inst.auth_hmac is not None:
+            inst = self._auth_hmac(inst, where)
         if inst.lower_prio_no_advert is None:
             inst = replace(inst, lower_prio_no_advert=inst.strict or gdefs.lower_prio_no_advert)
         if inst.state_hint == "MASTER":
@@ -344,6 +342,22 @@ class Parser:
             warn(inst.loc, f"{where}: preempt_delay is incompatible with nopreempt - resetting")
             inst = replace(inst, preempt_delay=0.0)
         return inst
+
+    def _auth_hmac(self, inst: VrrpInstance, where: str) -> VrrpInstance:
+        """keepalived's rules for auth_hmac beside the rest of the instance."""
+        ah = inst.auth_hmac
+        assert ah is not None
+        if inst.auth is not None:
+            self.diags.warning(inst.loc, f"{where}: auth_hmac cannot be combined with authentication: the PASS "
+                                         "password is dropped, as keepalived drops it")
+            inst = replace(inst, auth=None)
+        if inst.strict and ah.mode is not Mode.ENFORCE:
+            self.diags.warning(inst.loc, f"{where}: strict mode requires auth_hmac mode enforce: enforce, as "
+                                         "keepalived sets it")
+            ah = replace(ah, mode=Mode.ENFORCE)
+        if ah.time_window == 0:
+            ah = replace(ah, time_window=derived_window(inst.advert_int))
+        return replace(inst, auth_hmac=ah)
 
     def _strict(self, inst: VrrpInstance, where: str) -> VrrpInstance:
         """keepalived's strict mode, as keepalived applies it (with its messages)."""

@@ -61,12 +61,14 @@ class Daemon:
     node's namespace."""
 
     def __init__(self, topo: Topology, node: Node, kind: str, conf: str | Path, workdir: Path,
-                 log_level: str = "debug", config_id: str | None = None, args: tuple[str, ...] = ()) -> None:
-        """conf: the config text, or the path of a config to use as it is."""
+                 log_level: str = "debug", config_id: str | None = None, args: tuple[str, ...] = (),
+                 binary: str = "keepalived") -> None:
+        """conf: the config text, or the path of a config to use as it is; binary: the keepalived
+        to run (kind keepalived: Debian's, or a build such as 2.4.3's)."""
         if kind not in ("cloudvip", "keepalived", "companion"):
             raise ValueError(f"unknown daemon kind {kind!r}")
         self.topo, self.node, self.kind, self.log_level = topo, node, kind, log_level
-        self.config_id, self.args = config_id, args
+        self.config_id, self.args, self.binary = config_id, args, binary
         self.dir = workdir / f"{kind}-{node.name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         if isinstance(conf, Path):
@@ -85,7 +87,7 @@ class Daemon:
         else:
             for stale in ("keepalived.pid", "vrrp.pid"):  # a SIGKILLed keepalived leaves them behind
                 (self.dir / stale).unlink(missing_ok=True)
-            cmd = ["keepalived", "-n", "-l", "-D", "-G", "--vrrp", "-f", str(self.conf),
+            cmd = [self.binary, "-n", "-l", "-D", "-G", "--vrrp", "-f", str(self.conf),
                    "-p", str(self.dir / "keepalived.pid"), "-r", str(self.dir / "vrrp.pid")]
         if self.config_id is not None:
             cmd += ["-i", self.config_id]

@@ -1,7 +1,7 @@
 """The fault matrix, AWS (secondary_ip, emulated EC2), agents in namespaces: after each fault
 settles, exactly one instance owns the VIP in EC2, its host carries the address and no other
-live host does. Each case, with 2 and with 3 nodes, prints its settle time and the API writes
-it cost."""
+live host does. Each case (once; with 2 and 3 nodes under bench/fault_matrix.py) prints its
+settle time and the API writes it cost."""
 
 from __future__ import annotations
 

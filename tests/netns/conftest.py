@@ -47,10 +47,11 @@ class Cluster:
         self.topo, self.workdir = topo, workdir
         self.daemons: list[Daemon] = []
 
-    def daemon(self, index: int, kind: str, **conf: object) -> Daemon:
+    def daemon(self, index: int, kind: str, binary: str = "keepalived", **conf: object) -> Daemon:
         node = self.topo.nodes[index]
         peers = [n for n in self.topo.nodes if n is not node]
-        d = Daemon(self.topo, node, kind, vrrp_conf(node, peers, **conf), self.workdir)  # type: ignore[arg-type]
+        d = Daemon(self.topo, node, kind, vrrp_conf(node, peers, **conf), self.workdir,  # type: ignore[arg-type]
+                   binary=binary)
         self.daemons.append(d)
         return d
 
