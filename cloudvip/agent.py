@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, VrrpInstance, settings_key
+from .config import Config, ConfigError, GlobalDefs, VrrpInstance, settings_key
 from .coordination import Coordinator
 from .hostnet import HostNetwork, Link
 from .logs import worth_logging
@@ -84,6 +84,18 @@ def load_config(path: Path, config_id: str | None) -> Config:
     return cfg
 
 
+def startup_delay(gdefs: GlobalDefs, uptime_file: Path = Path("/proc/uptime")) -> float:
+    """keepalived's: vrrp_startup_delay from now, or vrrp_delay_after_boot counted from the boot
+    (nothing once the system has been up that long); the longer one."""
+    after_boot = 0.0
+    if gdefs.delay_after_boot:
+        try:
+            after_boot = max(0.0, gdefs.delay_after_boot - float(uptime_file.read_text().split()[0]))
+        except (OSError, ValueError, IndexError) as exc:
+            log.warning("vrrp_delay_after_boot ignored: cannot read the uptime (%s)", exc)
+    return max(gdefs.startup_delay, after_boot)
+
+
 class Agent:
     def __init__(self, path: Path, config_id: str | None = None, control: str | None = None,
                  metrics: str | None = None) -> None:
@@ -97,6 +109,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[None] | None = None
         self._started = False  # until every instance has started
+        self._no_master_before = 0.0  # the loop's time when the startup delay ends
         self.waiting: dict[str, Waiting] = {}  # instances whose provider could not start yet
         self._reload_pending = False  # a SIGHUP came while starting or reloading
         self.config: Config | None = None
@@ -121,6 +134,11 @@ class Agent:
         if not self.config.instances:
             log.warning("%s has no vrrp_instance: nothing for cloudvip to run", self.path)
             return 0
+        delay = startup_delay(self.config.global_defs)
+        self._no_master_before = loop.time() + delay
+        if delay:
+            log.info("no instance becomes master for the next %.1f s (vrrp_startup_delay / vrrp_delay_after_boot)",
+                     delay)
         starting = asyncio.create_task(self._start(loop), name="start")
         stopping = asyncio.create_task(self._stop.wait(), name="stop-during-start")
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -227,8 +245,9 @@ class Agent:
         mover = VipMover(inst.name, provider, ilog)
         mover.start()
         assert self.coordinator is not None
-        rt = InstanceRuntime(inst, router_params(inst, local, discovered, bool(provider.peer_refresh)), channel,
-                             mover, ilog, self.coordinator.on_notify)
+        hold = max(0.0, self._no_master_before - asyncio.get_running_loop().time())
+        rt = InstanceRuntime(inst, router_params(inst, local, discovered, bool(provider.peer_refresh), hold),
+                             channel, mover, ilog, self.coordinator.on_notify)
         rt.on_lower_priority = self.coordinator.on_lower_priority
         if inst.auth_hmac is not None:
             rt.set_auth(inst.auth_hmac, state_path(self.path, inst.name))
@@ -448,7 +467,7 @@ class Agent:
         tracks = dict(self.coordinator.initial_tracks(rt.name))
         tracks.update(await self._current_link_states(new, {}))
         for name in list(rt.router.tracks):
-            if name.split(":", 1)[0] in ("script", "file", "interface") and name not in tracks:
+            if name.split(":", 1)[0] in ("script", "file", "interface", "process") and name not in tracks:
                 rt.untrack(name)
         for name, state in tracks.items():
             rt.track(name, state)

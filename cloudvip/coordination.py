@@ -7,10 +7,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Callable
 
-from .config import Config, TrackRef, VrrpScript, settings_key
+from .config import Config, TrackProcess, TrackRef, VrrpScript, settings_key
 from .config.model import SyncGroup as SyncGroupConfig
 from .health import Check, FileWatch, make_check
 from .notify import Fifo, Notifier, NotifyEvent, run_as_of
+from .process_tracking import ProcessWatch
 from .scripts import RunAs, ScriptError, ScriptRunner, default_run_as
 from .state_machine import Notify, State
 from .sync_group import SyncGroup, group_state
@@ -39,6 +40,7 @@ class Coordinator:
         self.notifier = Notifier(self.runner, fifo)
         self.checks: dict[str, Check] = {}
         self.files: dict[str, FileWatch] = {}
+        self.processes: ProcessWatch | None = None
         self.groups: dict[str, SyncGroup] = {}
         self._group_conf: dict[str, SyncGroupConfig] = {}
         self._group_state: dict[str, State | None] = {}
@@ -81,10 +83,25 @@ class Coordinator:
                     self.files[name] = watch
                 except OSError as exc:
                     log.error("track_file %s: cannot watch %s: %s", name, cfg.track_files[name].path, exc)
+        self._update_processes(cfg)
         self._group_conf = {g.name: g for g in cfg.sync_groups}
         self.groups = {g.name: SyncGroup(g.name, list(g.members)) for g in cfg.sync_groups}
         for name in self.groups:
             self._group_state.setdefault(name, None)
+
+    def _update_processes(self, cfg: Config) -> None:
+        """One /proc scanner for every tracked process (none when nothing tracks one)."""
+        wanted = {r.name for refs in self._all_refs(cfg, "track_processes") for r in refs}
+        specs = {n: cfg.track_processes[n] for n in wanted if n in cfg.track_processes}
+        if not specs:
+            if self.processes is not None:
+                self.processes.stop()
+                self.processes = None
+        elif self.processes is None:
+            self.processes = ProcessWatch(specs, self._on_process)
+            self.processes.start()
+        else:
+            self.processes.specs = specs
 
     async def close(self, drain: float = 5.0) -> None:
         for check in self.checks.values():
@@ -93,6 +110,9 @@ class Coordinator:
             watch.stop()
         self.checks.clear()
         self.files.clear()
+        if self.processes is not None:
+            self.processes.stop()
+            self.processes = None
         if not await self.notifier.drain(drain):
             log.warning("notify scripts still running at exit: not waiting longer")
         await self.notifier.close()
@@ -127,7 +147,22 @@ class Coordinator:
             watch = self.files.get(ref.name)
             if watch is not None:
                 out[f"file:{ref.name}"] = self._file_state(watch, ref)
+        for ref in self._refs_of(instance, "track_processes"):
+            up = self.processes.up(ref.name) if self.processes is not None else None
+            if up is not None:
+                out[f"process:{ref.name}"] = self._process_state(self.cfg.track_processes[ref.name], ref, up)
         return out
+
+    @staticmethod
+    def _process_state(spec: TrackProcess, ref: TrackRef, up: bool) -> TrackState:
+        if ref.weight is not None:
+            return weighted(ref.weight, up, ref.reverse)
+        return weighted(spec.weight, up, spec.reverse)
+
+    def _on_process(self, name: str, up: bool) -> None:
+        spec = self.cfg.track_processes.get(name)
+        if spec is not None:
+            self._retrack("track_processes", f"process:{name}", name, lambda ref: self._process_state(spec, ref, up))
 
     @staticmethod
     def _file_state(watch: FileWatch, ref: TrackRef) -> TrackState:

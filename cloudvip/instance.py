@@ -28,7 +28,7 @@ from .vip_mover import VipMover
 
 
 def router_params(inst: VrrpInstance, local: IPAddress, extra_peers: Sequence[IPAddress] = (),
-                  discovering: bool = False) -> RouterParams:
+                  discovering: bool = False, startup_delay: float = 0.0) -> RouterParams:
     """The state machine's view of a configured instance (plus peers a provider discovered;
     `discovering`: peers come from the cloud, so it is unicast even before any is known)."""
     peers = {p.address: PeerPolicy(p.min_ttl, p.max_ttl) for p in inst.unicast_peers}
@@ -42,7 +42,8 @@ def router_params(inst: VrrpInstance, local: IPAddress, extra_peers: Sequence[IP
         auth_data=inst.auth.password if inst.auth else b"",
         preempt=not inst.nopreempt, preempt_delay=inst.preempt_delay,
         peers=peers, unicast=bool(inst.unicast_peers) or discovering,
-        check_addresses=not inst.skip_check_adv_addr, lower_prio_no_advert=bool(inst.lower_prio_no_advert))
+        check_addresses=not inst.skip_check_adv_addr, lower_prio_no_advert=bool(inst.lower_prio_no_advert),
+        startup_delay=startup_delay)
 
 
 @dataclass(frozen=True, slots=True)

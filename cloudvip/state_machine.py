@@ -54,6 +54,9 @@ class RouterParams:
     #: keepalived's lower_prio_no_advert (on in strict mode): a master hearing a lower priority
     #: sends no advert in answer (it still re-announces, and a cloud provider re-checks the owner)
     lower_prio_no_advert: bool = False
+    #: seconds after Start before the router may become master (keepalived's vrrp_startup_delay /
+    #: vrrp_delay_after_boot: it listens, and follows a master it hears, meanwhile)
+    startup_delay: float = 0.0
 
 
 # ---- events -----------------------------------------------------------------
@@ -195,6 +198,7 @@ class Router:
         self._last_advert_at: float | None = None
         self._preempt_until: float | None = None
         self._resigned: str | None = None  # why the down timer was shortened to Skew_Time
+        self._no_master_before: float | None = None  # the startup delay's end, while it runs
         #: when we last answered each lower-priority master (at most once per advert interval)
         self._answered: dict[IPAddress, float] = {}
 
@@ -285,12 +289,16 @@ class Router:
         self.master_adver_int_cs = self.params.advert_interval_cs
         self.master_address = self.master_priority = None
         self._preempt_until = now + self.params.preempt_delay if self.params.preempt_delay else None
+        self._no_master_before = now + self.params.startup_delay if self.params.startup_delay else None
         if self.faulted:
             return self._to_fault(f"tracked {', '.join(self.faulted)} failed at start")
-        if self.params.priority == PRIORITY_OWNER:
+        if self.params.priority == PRIORITY_OWNER and self._no_master_before is None:
             return self._to_master(now, "address owner (priority 255)")
         # keepalived enters BACKUP first even with `state MASTER` and waits its own down timer
-        return self._to_backup(now, "init")
+        actions = self._to_backup(now, "init")
+        if self._no_master_before is not None and self.deadline is not None:
+            actions.append(self._arm(max(self.deadline, self._no_master_before)))
+        return actions
 
     def _shutdown(self, now: float) -> list[Action]:
         if self.state in (State.INIT, State.STOP):
@@ -307,6 +315,10 @@ class Router:
         if self.state is State.MASTER:
             return [self._send(), self._arm(now + self.advert_interval)]
         if self.state is State.BACKUP:
+            if self._no_master_before is not None:
+                if now < self._no_master_before:  # the startup delay: no mastership yet
+                    return [self._arm(self._no_master_before)]
+                self._no_master_before = None
             if self._resigned is not None:
                 return self._to_master(now, self._resigned)
             silent = now - (self._last_advert_at if self._last_advert_at is not None else now)

@@ -16,7 +16,7 @@ from .checks import check
 from .companion_file import calls_cloudvip_notify, is_companion_file, load_companion, stock_keepalived_warnings
 from .diagnostics import ConfigError, Diagnostic, Diagnostics, Location, Severity
 from .model import (Authentication, CloudBlock, CloudEntry, Config, GlobalDefs, Notifiers,
-                    ScriptCommand, SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress,
+                    ScriptCommand, SyncGroup, TrackFile, TrackProcess, TrackRef, UnicastPeer, VirtualAddress,
                     VrrpInstance, VrrpScript)
 from ..paths import DEFAULT_PATH
 from . import not_implemented as not_implemented_table
@@ -28,7 +28,8 @@ _T = TypeVar("_T")
 __all__ = [
     "Authentication", "CloudBlock", "CloudEntry", "Config", "ConfigError", "DEFAULT_PATH", "Diagnostic",
     "GlobalDefs", "Location", "Notifiers", "ScriptCommand", "Severity", "SyncGroup", "TrackFile",
-    "TrackRef", "UnicastPeer", "VirtualAddress", "VrrpInstance", "VrrpScript", "load", "loads", "settings_key",
+    "TrackProcess", "TrackRef", "UnicastPeer", "VirtualAddress", "VrrpInstance", "VrrpScript", "load", "loads",
+    "settings_key",
 ]
 
 
@@ -72,6 +73,7 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
     gdefs = build_global_defs(parser, nodes)
     scripts: dict[str, VrrpScript] = {}
     track_files: dict[str, TrackFile] = {}
+    track_processes: dict[str, TrackProcess] = {}
     instances: list[VrrpInstance] = []
     groups: list[SyncGroup] = []
     for node in nodes:
@@ -81,6 +83,9 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
         if k == "vrrp_script":
             if (script := parser.vrrp_script(node)) is not None:
                 _unique(scripts, script.name, script, node, diags, k)
+        elif k == "vrrp_track_process":
+            if (tp := parser.track_process(node)) is not None:
+                _unique(track_processes, tp.name, tp, node, diags, k)
         elif k in ("vrrp_track_file", "track_file"):
             if (tf := parser.track_file(node)) is not None:
                 _unique(track_files, tf.name, tf, node, diags, k)
@@ -101,7 +106,8 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
         diags.warning(Location(str(path), 1), "no vrrp_instance: nothing for cloudvip to run"
                       + (f" (this file configures LVS only: {', '.join(lvs)}; keepalived's checker runs that)"
                          if lvs else ""))
-    cfg = check(Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups)), diags)
+    cfg = check(Config(path, files, gdefs, scripts, track_files, tuple(instances), tuple(groups),
+                       track_processes=track_processes), diags)
     if calls_cloudvip_notify(cfg):  # meant for a stock keepalived next to a companion
         stock_keepalived_warnings(cfg, diags)
     if diags.errors:

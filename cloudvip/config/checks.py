@@ -72,14 +72,17 @@ def _defined(refs: tuple[TrackRef, ...], known: Mapping[str, object], kind: str,
 
 
 def _references(cfg: Config, diags: Diagnostics) -> Config:
-    scripts, files = dict(cfg.scripts), dict(cfg.track_files)
+    scripts, files, procs = dict(cfg.scripts), dict(cfg.track_files), dict(cfg.track_processes)
     instances = tuple(replace(
         i, track_scripts=_defined(i.track_scripts, scripts, "vrrp_script", f"vrrp_instance {i.name}", diags),
-        track_files=_defined(i.track_files, files, "track_file", f"vrrp_instance {i.name}", diags))
+        track_files=_defined(i.track_files, files, "track_file", f"vrrp_instance {i.name}", diags),
+        track_processes=_defined(i.track_processes, procs, "vrrp_track_process", f"vrrp_instance {i.name}", diags))
         for i in cfg.instances)
     groups = tuple(replace(
         g, track_scripts=_defined(g.track_scripts, scripts, "vrrp_script", f"vrrp_sync_group {g.name}", diags),
-        track_files=_defined(g.track_files, files, "track_file", f"vrrp_sync_group {g.name}", diags))
+        track_files=_defined(g.track_files, files, "track_file", f"vrrp_sync_group {g.name}", diags),
+        track_processes=_defined(g.track_processes, procs, "vrrp_track_process", f"vrrp_sync_group {g.name}",
+                                 diags))
         for g in cfg.sync_groups)
     return replace(cfg, instances=instances, sync_groups=groups)
 
@@ -113,7 +116,7 @@ def _groups(cfg: Config, diags: Diagnostics) -> Config:
 def _vips(cfg: Config, diags: Diagnostics) -> None:
     holders: defaultdict[object, list[str]] = defaultdict(list)
     for inst in cfg.instances:
-        if not inst.vips and inst.cloud is None:
+        if not inst.vips and inst.cloud is None and not inst.no_virtual_ipaddress:
             diags.warning(inst.loc, f"vrrp_instance {inst.name} has no virtual_ipaddress")
         for vip in inst.vips:
             if holders[vip.address]:

@@ -44,6 +44,10 @@ class GlobalDefs:
     skip_check_adv_addr: bool = False
     strict: bool = False
     lower_prio_no_advert: bool = False
+    #: seconds after the start (vrrp_startup_delay) or after boot (vrrp_delay_after_boot) before
+    #: any instance may become master; the longer one counts
+    startup_delay: float = 0.0
+    delay_after_boot: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,24 @@ class TrackFile:
     reverse: bool = False
     init_file: int | None = None
     overwrite: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackProcess:
+    """keepalived's `vrrp_track_process`: up while the number of matching processes is within
+    [quorum, quorum_max], after fork_delay (going up) or terminate_delay (going down)."""
+    name: str
+    loc: Location
+    process: str  # the name (/proc/PID/stat's comm) or, with full_command, the command's argv[0]
+    params: tuple[str, ...] = ()
+    param_match: str = "none"  # none | exact | partial | initial
+    full_command: bool = False
+    weight: int = 0
+    reverse: bool = False
+    quorum: int = 1
+    quorum_max: int | None = None  # None: unlimited
+    fork_delay: float = 0.0
+    terminate_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,12 +217,15 @@ class VrrpInstance:
     track_scripts: tuple[TrackRef, ...] = ()
     track_interfaces: tuple[TrackRef, ...] = ()
     track_files: tuple[TrackRef, ...] = ()
+    track_processes: tuple[TrackRef, ...] = ()
     dont_track_primary: bool = False
     notify: Notifiers = field(default_factory=Notifiers)
     cloud: CloudBlock | None = None
     skip_check_adv_addr: bool = False
     #: keepalived 2.4's auth_hmac trailer (also what the deprecated auth_key_file sets)
     auth_hmac: AuthHmac | None = None
+    #: keepalived's no_virtual_ipaddress: an instance without VIPs on purpose (a cloud-only one)
+    no_virtual_ipaddress: bool = False
     auth_key_file: Location | None = None  # where the deprecated cloudvip-only spelling was used
 
     @property
@@ -226,6 +251,7 @@ class SyncGroup:
     track_scripts: tuple[TrackRef, ...] = ()
     track_interfaces: tuple[TrackRef, ...] = ()
     track_files: tuple[TrackRef, ...] = ()
+    track_processes: tuple[TrackRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +264,7 @@ class Config:
     instances: tuple[VrrpInstance, ...]
     sync_groups: tuple[SyncGroup, ...]
     diagnostics: tuple[Diagnostic, ...] = ()
+    track_processes: dict[str, TrackProcess] = field(default_factory=dict)
     #: set when `path` is a companion file: the keepalived.conf it completes
     keepalived_conf: Path | None = None
 

@@ -22,7 +22,6 @@ TOP: dict[str, str] = {
     "static_rules": "static rules are the OS's job",
     "linkbeat_interfaces": "link state comes from netlink",
     "linkbeat_use_polling": "link state comes from netlink",
-    "vrrp_track_process": "track_process is not implemented yet",
     "bfd_instance": CHECKER,
     "garp_group": "gratuitous ARP groups (cloudvip sends garp_master_* per instance)",
     "track_group": "static track groups",
@@ -83,8 +82,6 @@ GLOBAL: dict[str, str] = {
     "disable_local_igmp": "IGMP reports for 224.0.0.0/24",
     "dynamic_interfaces": "interfaces that come and go (cloudvip needs the interface at start)",
     "default_interface": "a default interface for instances without one",
-    "vrrp_startup_delay": "a delay before VRRP starts after boot",
-    "vrrp_delay_after_boot": "a delay before VRRP starts after boot",
     "fifo_write_vrrp_states_on_reload": "the states written to the notify FIFO at a reload",
     "log_unknown_vrids": "a log line per advert of an unknown VRID (cloudvip counts them)",
 }
@@ -96,9 +93,7 @@ INSTANCE: dict[str, str] = {
     "virtual_rules": "virtual rules",
     "mcast_dst_ip": "a custom multicast group (cloudvip uses 224.0.0.18 and ff02::12)",
     "native_ipv6": "IPv6 link-local handling of VMACs",
-    "track_process": "track_process is not implemented yet",
     "track_bfd": CHECKER,
-    "no_virtual_ipaddress": "instances without virtual_ipaddress",
     "promote_secondaries": "promoting secondary addresses when the primary goes",
     "linkbeat_use_polling": "link state comes from netlink",
     "accept": "accept mode (the VIPs answer whatever the mode)",
@@ -128,6 +123,5 @@ SYNC_GROUP: dict[str, str] = {
     "sync_group_tracking_weight": "weights of a sync group's tracked objects (cloudvip puts its members in "
                                   "FAULT instead)",
     "notify_priority_changes": "notifications of priority changes",
-    "track_process": "track_process is not implemented yet",
     "track_bfd": CHECKER,
 }

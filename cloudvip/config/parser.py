@@ -14,6 +14,7 @@ from ..auth_hmac import Mode, derived_window
 from ..packet import AuthType
 from .diagnostics import Diagnostics, Location
 from .model import (Authentication, CloudBlock, CloudEntry, GlobalDefs, HaproxyProbe, Notifiers, ScriptCommand,
+                    TrackProcess,
                     SyncGroup, TrackFile, TrackRef, UnicastPeer, VirtualAddress, VrrpInstance,
                     VrrpScript)
 from . import not_implemented as not_implemented_table
@@ -73,6 +74,9 @@ class Parser:
                 into["notify_fifo"] = v._arg(node, "a FIFO path [USER [GROUP]]")
                 into["notify_fifo_user"] = node.args[1].text if len(node.args) > 1 else None
                 into["notify_fifo_group"] = node.args[2].text if len(node.args) > 2 else None
+            elif k in ("vrrp_startup_delay", "vrrp_delay_after_boot"):
+                if (seconds := v.number(node, 0.001, 4294967.295)) is not None:
+                    into["startup_delay" if k == "vrrp_startup_delay" else "delay_after_boot"] = seconds
             elif k == "vrrp_lower_prio_no_advert":
                 if (flag := v.on_off(node)) is not None:
                     into["lower_prio_no_advert"] = flag
@@ -163,6 +167,61 @@ class Parser:
             return None
         return TrackFile(name, node.loc, path, **{k: x for k, x in fields.items() if x is not None})
 
+    # ---------- vrrp_track_process (top level) ----------
+    def track_process(self, node: Node) -> TrackProcess | None:
+        """As keepalived reads it: parameters after the process name, or param_match, or
+        full_command, match /proc/PID/cmdline; otherwise the process name (comm)."""
+        v = self.v
+        name = v.text(node, "a track process name")
+        fields: dict[str, Any] = {}
+        process: str | None = None
+        for child in v.block(node):
+            k = child.keyword
+            if k == "process":
+                if not child.args:
+                    self.diags.error(child.loc, "process needs a name", "process NAME [PARAM ...]")
+                    continue
+                process = child.args[0].text
+                if len(child.args) > 1:
+                    fields["params"] = tuple(a.text for a in child.args[1:])
+                    fields["full_command"] = True
+                    fields.setdefault("param_match", "exact")
+            elif k == "param_match":
+                how = child.words[0] if child.words else "exact"
+                if how not in ("initial", "partial", "exact") or (how == "exact" and child.words):
+                    self.diags.warning(child.loc, f"Invalid param_match type {how} - ignoring (as keepalived)")
+                    continue
+                fields["param_match"], fields["full_command"] = how, True
+            elif k == "full_command":
+                fields["full_command"] = v.flag(child)
+            elif k == "weight":
+                fields["weight"] = v.integer(child, -MAX_WEIGHT - 1, MAX_WEIGHT + 1)
+                fields["reverse"] = self._reverse(child, 1)
+            elif k == "quorum":
+                fields["quorum"] = v.integer(child, 1, 65535)
+            elif k == "quorum_max":
+                fields["quorum_max"] = v.integer(child, 0, 65535)
+            elif k in ("fork_delay", "terminate_delay"):
+                fields[k] = v.number(child, 0, 3600)
+            elif k == "delay":
+                fields["fork_delay"] = fields["terminate_delay"] = v.number(child, 0, 3600)
+            else:
+                _unknown(self.diags, child, f"vrrp_track_process {name}")
+        if name is None:
+            return None
+        if process is None:
+            self.diags.warning(node.loc, f"vrrp_track_process {name} has no process: removed, as keepalived "
+                                         "removes it; tracking it is ignored")
+            return None
+        spec = TrackProcess(name, node.loc, process, **{k: x for k, x in fields.items() if x is not None})
+        if spec.quorum_max is not None and spec.quorum_max < spec.quorum:
+            self.diags.warning(node.loc, f"vrrp_track_process {name}: quorum_max {spec.quorum_max} is below quorum "
+                                         f"{spec.quorum}: it can never be up")
+        if not spec.full_command and len(process) > 15:
+            self.diags.warning(node.loc, f"vrrp_track_process {name}: a process name (comm) has at most 15 "
+                                         f"characters: {process!r} never matches without full_command")
+        return spec
+
     def _reverse(self, node: Node, index: int) -> bool:
         extra = node.words[index:]
         if extra and extra != ["reverse"]:
@@ -202,6 +261,8 @@ class Parser:
             notifiers[self.NOTIFY_KEYS[k]] = self.v.notify_command(node)
         elif k in ("track_script", "track_interface", "track_file"):
             fields[k + "s"] = fields.get(k + "s", ()) + self.track_refs(node, k)
+        elif k == "track_process":
+            fields["track_processes"] = fields.get("track_processes", ()) + self.track_refs(node, k)
         else:
             return False
         return True
@@ -228,7 +289,7 @@ class Parser:
         for child in v.block(node):
             k = child.keyword
             if k in seen and k not in ("virtual_ipaddress", "virtual_ipaddress_excluded", "track_script",
-                                       "track_interface", "track_file", "unicast_peer"):
+                                       "track_interface", "track_file", "track_process", "unicast_peer"):
                 self.diags.warning(child.loc, f"{k} given again (first at {seen[k]}); the last one counts")
             seen.setdefault(k, child.loc)
             if self._common(child, fields, notifiers):
@@ -269,6 +330,8 @@ class Parser:
             elif k == "strict_mode":
                 if (strict := v.on_off(child)) is not None:
                     fields["strict"] = strict
+            elif k == "no_virtual_ipaddress":
+                fields["no_virtual_ipaddress"] = v.flag(child)
             elif k == "check_unicast_src":
                 v.flag(child)  # cloudvip always drops unicast adverts from a source that is not a peer
             elif k in ("skip_check_adv_addr",):

@@ -300,3 +300,32 @@ def test_track_interface_with_weight_lowers_priority_without_fault(cluster: Clus
     assert "FAULT" not in a.log  # a weighted interface only lowers the priority
     subprocess.run(["ip", "-n", node.name, "link", "set", "t1", "up"], check=True)
     assert cluster.wait_holder(a, 5), cluster.logs()
+
+
+def test_track_process_weight_zero_faults_and_recovers(cluster: Cluster, tmp_path: Path) -> None:
+    """vrrp_track_process on a process the test runs (the namespaces share the host's /proc): gone,
+    the master goes FAULT and the backup takes over; back, the master preempts. Not compared with
+    keepalived: its process connector is refused inside a network namespace ("Failed to set/clear
+    process event listen - errno 111"), so there it holds the instance in FAULT for good; cloudvip
+    reads /proc and works in a namespace or a container alike."""
+    kind = "cloudvip"
+    marker = f"31337.{os.getpid()}"  # a sleep nobody else runs
+    a_node = cluster.topo.nodes[0]
+    conf = (f"global_defs {{\n    router_id a\n}}\n\nvrrp_track_process sleeper {{\n    process /bin/sleep {marker}\n"
+            "    weight 0\n}\n\n" + instance_block(a_node, [cluster.topo.nodes[1]], priority=100,
+                                                  extra="    track_process {\n        sleeper\n    }\n", **FAST))
+    sleeper = subprocess.Popen(["/bin/sleep", marker])
+    try:
+        a = Daemon(cluster.topo, a_node, kind, conf, tmp_path)
+        cluster.daemons.append(a)
+        b = cluster.daemon(1, "cloudvip", priority=90, **FAST).start()
+        a.start()
+        assert cluster.wait_holder(a, 5), cluster.logs()
+        sleeper.kill()
+        sleeper.wait()
+        assert cluster.wait_holder(b, 5), cluster.logs()
+        sleeper = subprocess.Popen(["/bin/sleep", marker])
+        assert cluster.wait_holder(a, 5), cluster.logs()
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -6,6 +6,8 @@ something other than what is written (or refuses, on the line, what it cannot ho
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cloudvip.config import ConfigError, loads
@@ -133,3 +135,24 @@ def test_vrrp_strict_is_applied_as_keepalived_applies_it() -> None:
     assert plain.auth is not None and plain.lower_prio_no_advert is False  # type: ignore[attr-defined]
     off, _ = instance(body + "    strict_mode off\n", top="global_defs {\n    vrrp_strict\n}\n")
     assert off.auth is not None  # the instance's strict_mode overrides vrrp_strict
+
+
+def test_startup_delays_the_longer_of_the_two(tmp_path: Path) -> None:
+    from cloudvip.agent import startup_delay
+
+    cfg = loads("global_defs {\n    vrrp_startup_delay 5.5\n    vrrp_delay_after_boot 30\n}\n"
+                "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n"
+                "    virtual_ipaddress {\n        192.0.2.10\n    }\n}\n", "k.conf")
+    assert cfg.diagnostics == ()
+    uptime = tmp_path / "uptime"
+    uptime.write_text("10.00 15.00\n")
+    assert startup_delay(cfg.global_defs, uptime) == 20.0  # 30 s after boot, booted 10 s ago
+    uptime.write_text("100.00 150.00\n")
+    assert startup_delay(cfg.global_defs, uptime) == 5.5  # long since booted: vrrp_startup_delay alone
+
+
+def test_no_virtual_ipaddress_is_an_instance_without_vips_on_purpose() -> None:
+    text = "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n%s}\n"
+    assert any("has no virtual_ipaddress" in str(d) for d in loads(text % "", "k.conf").diagnostics)
+    cfg = loads(text % "    no_virtual_ipaddress\n", "k.conf")
+    assert cfg.instances[0].no_virtual_ipaddress and cfg.diagnostics == ()

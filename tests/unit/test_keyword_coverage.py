@@ -19,7 +19,7 @@ INSTANCE = ("vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 51\n vir
 #: the blocks inside which cloudvip reads keywords one by one; inside the others (a vrrp_track_process,
 #: a garp_group ...), the block itself is the keyword warned about
 READ = {"-", "global_defs", "vrrp_instance", "vrrp_instance/authentication", "vrrp_instance/auth_hmac", "vrrp_script",
-        "vrrp_sync_group"}
+        "vrrp_sync_group", "vrrp_track_process"}
 
 
 def snippet(section: str, keyword: str) -> str:
@@ -32,6 +32,7 @@ def snippet(section: str, keyword: str) -> str:
         "vrrp_instance/auth_hmac": INSTANCE.format(body=f"auth_hmac {{\n {line}\n }}"),
         "vrrp_script": f"vrrp_script s {{\n script /bin/true\n {line}\n}}\n" + INSTANCE.format(body=""),
         "vrrp_sync_group": f"vrrp_sync_group G {{\n group {{\n VI_1\n }}\n {line}\n}}\n" + INSTANCE.format(body=""),
+        "vrrp_track_process": f"vrrp_track_process p {{\n process x\n {line}\n}}\n" + INSTANCE.format(body=""),
     }[section]
 
 

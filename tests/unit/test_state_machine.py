@@ -463,3 +463,19 @@ def test_which_changed_settings_need_a_restart() -> None:
     cloud = loads("vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n"
                   " virtual_ipaddress {\n  10.0.0.100/24\n }\n cloud aws {\n  mode secondary_ip\n }\n}\n").instances[0]
     assert restart_reasons(inst, replace(inst, cloud=cloud.cloud)) == ["provider (linux -> aws)"]
+
+
+def test_startup_delay_no_mastership_before_it_ends_and_a_master_heard_is_followed() -> None:
+    """keepalived's vrrp_startup_delay: the router listens, but does not become master (not even
+    the address owner) until the delay has run out."""
+    r = started(params(startup_delay=10.0), now=0.0)
+    assert r.state is State.BACKUP and r.deadline == 10.0
+    assert r.handle(TimerFired(10.0 - 1e-9)) == []  # early wake-up: nothing
+    r.handle(TimerFired(10.0))
+    assert r.state is State.MASTER
+    owner = started(params(priority=255, startup_delay=5.0), now=0.0)
+    assert owner.state is State.BACKUP and owner.deadline == 5.0
+    heard = started(params(startup_delay=10.0), now=0.0)
+    heard.handle(AdvertReceived(9.0, advert(heard, 150), HIGHER_IP))
+    heard.handle(TimerFired(10.0))
+    assert heard.state is State.BACKUP and heard.master_address == HIGHER_IP
