@@ -1,4 +1,5 @@
-"""cloudvip against the real keepalived (Debian's 2.2.x) on the wire, in namespaces."""
+"""cloudvip against the real keepalived on the wire, in namespaces: Debian's 2.2.7 everywhere, and
+2.4.3 (built by `make test`) for the election, failover and handover matrix."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import pytest
 from cloudvip_lab.topology import ip
 from cloudvip.state_machine import master_down_interval
 
+from ..keepalived_builds import KEEPALIVED24, needs_keepalived24
 from .conftest import Cluster, needs_keepalived, needs_root
 
 pytestmark = [needs_root, needs_keepalived, pytest.mark.netns]
 
+#: the keepalived builds the election, failover and handover matrix runs against
+BUILDS = [pytest.param("keepalived", id="2.2.7"), pytest.param(KEEPALIVED24, id="2.4.3", marks=needs_keepalived24)]
 WIRE = [pytest.param(dict(version=2, advert=1), id="v2-pass-1s"),
         pytest.param(dict(version=3, advert=1), id="v3-1s"),
         pytest.param(dict(version=3, advert=0.1), id="v3-0.1s")]
@@ -22,12 +26,13 @@ def _mdi(conf: dict, priority: int) -> float:
     return master_down_interval(conf["version"], priority, round(conf["advert"] * 100))
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("conf", WIRE)
 @pytest.mark.parametrize("master_kind", ["cloudvip", "keepalived"])
-def test_one_master_and_failover_both_ways(cluster: Cluster, conf: dict, master_kind: str) -> None:
+def test_one_master_and_failover_both_ways(cluster: Cluster, conf: dict, master_kind: str, build: str) -> None:
     backup_kind = "keepalived" if master_kind == "cloudvip" else "cloudvip"
-    backup = cluster.daemon(1, backup_kind, priority=90, **conf).start()
-    master = cluster.daemon(0, master_kind, priority=100, state="MASTER", **conf).start()
+    backup = cluster.daemon(1, backup_kind, binary=build, priority=90, **conf).start()
+    master = cluster.daemon(0, master_kind, binary=build, priority=100, state="MASTER", **conf).start()
     assert cluster.wait_holder(master, _mdi(conf, 100) + 5), cluster.logs()
     time.sleep(3 * conf["advert"])  # both sides see each other: nobody flaps
     assert cluster.holders() == [master], cluster.logs()
@@ -38,12 +43,14 @@ def test_one_master_and_failover_both_ways(cluster: Cluster, conf: dict, master_
     assert moved - killed <= _mdi(conf, 90) + 0.5
 
 
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("master_kind", ["cloudvip", "keepalived"])
-def test_priority_zero_from_either_side_gives_a_skew_time_handover(cluster: Cluster, master_kind: str) -> None:
+def test_priority_zero_from_either_side_gives_a_skew_time_handover(cluster: Cluster, master_kind: str,
+                                                                  build: str) -> None:
     conf = dict(version=2, advert=1)
     backup_kind = "keepalived" if master_kind == "cloudvip" else "cloudvip"
-    backup = cluster.daemon(1, backup_kind, priority=90, **conf).start()
-    master = cluster.daemon(0, master_kind, priority=100, **conf).start()
+    backup = cluster.daemon(1, backup_kind, binary=build, priority=90, **conf).start()
+    master = cluster.daemon(0, master_kind, binary=build, priority=100, **conf).start()
     assert cluster.wait_holder(master, 8), cluster.logs()
     time.sleep(1.2)
     termed = time.monotonic()
