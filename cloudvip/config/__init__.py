@@ -19,6 +19,7 @@ from .model import (Authentication, CloudBlock, CloudEntry, Config, GlobalDefs, 
                     ScriptCommand, SyncGroup, TrackFile, TrackProcess, TrackRef, UnicastPeer, VirtualAddress,
                     VrrpInstance, VrrpScript)
 from ..paths import DEFAULT_PATH
+from ..scripts import default_run_as
 from . import not_implemented as not_implemented_table
 from .parser import LVS_TOP, Parser, build_global_defs, warn_not_implemented
 from .syntax import Node, parse_file, parse_text
@@ -101,6 +102,7 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
             warn_not_implemented(diags, node, not_implemented_table.TOP)
         else:
             diags.warning(node.loc, f"unknown keyword '{k}' at top level, ignored")
+    _unrunnable_scripts(gdefs, scripts, diags)
     if not instances and not diags.errors:
         lvs = sorted({n.keyword for n in nodes if n.keyword in LVS_TOP})
         diags.warning(Location(str(path), 1), "no vrrp_instance: nothing for cloudvip to run"
@@ -113,6 +115,24 @@ def _build(nodes: list[Node], diags: Diagnostics, path: Path, files: tuple[Path,
     if diags.errors:
         raise ConfigError(sorted(diags.items, key=lambda d: d.loc))
     return dataclasses.replace(cfg, diagnostics=tuple(diags.items))
+
+
+def _unrunnable_scripts(gdefs: GlobalDefs, scripts: dict[str, VrrpScript], diags: Diagnostics) -> None:
+    """keepalived under enable_script_security with no user to run a script as removes the
+    script ("Unable to set default user for vrrp script NAME - removing"): so does cloudvip.
+    Without it, scripts that would run as root get keepalived's SECURITY VIOLATION warning."""
+    if not gdefs.enable_script_security:
+        as_root = [s for s in scripts.values() if s.script is not None and s.user is None and s.script.user is None]
+        if as_root and default_run_as(gdefs.script_user, gdefs.script_group, False).user is None:
+            diags.warning(as_root[0].loc, "SECURITY VIOLATION - scripts are being executed but script_security not "
+                                          "enabled (keepalived's words): they run as root; set enable_script_security "
+                                          "and script_user")
+        return
+    refused = default_run_as(gdefs.script_user, gdefs.script_group, True).refused
+    for name, script in list(scripts.items()):
+        if refused and script.script is not None and script.user is None and script.script.user is None:
+            diags.warning(script.loc, f"vrrp_script {name} removed, as keepalived removes it: {refused}")
+            del scripts[name]
 
 
 def _unique(table: dict[str, _T], name: str, value: _T, node: Node, diags: Diagnostics,

@@ -8,6 +8,7 @@ file:line, as keepalived treats them. Invalid values are errors.
 from __future__ import annotations
 
 from dataclasses import replace
+from ipaddress import ip_address
 from typing import Any
 
 from ..auth_hmac import Mode, derived_window
@@ -151,8 +152,7 @@ class Parser:
             if k == "file":
                 path = v.text(child, "a file path")
             elif k == "weight":
-                fields["weight"] = v.integer(child, -MAX_WEIGHT - 1, MAX_WEIGHT + 1)
-                fields["reverse"] = self._reverse(child, 1)
+                fields["weight"], fields["reverse"] = self._weight(child)
             elif k == "init_file":
                 words = child.words
                 fields["overwrite"] = "overwrite" in words
@@ -195,8 +195,7 @@ class Parser:
             elif k == "full_command":
                 fields["full_command"] = v.flag(child)
             elif k == "weight":
-                fields["weight"] = v.integer(child, -MAX_WEIGHT - 1, MAX_WEIGHT + 1)
-                fields["reverse"] = self._reverse(child, 1)
+                fields["weight"], fields["reverse"] = self._weight(child)
             elif k == "quorum":
                 fields["quorum"] = v.integer(child, 1, 65535)
             elif k == "quorum_max":
@@ -221,6 +220,10 @@ class Parser:
             self.diags.warning(node.loc, f"vrrp_track_process {name}: a process name (comm) has at most 15 "
                                          f"characters: {process!r} never matches without full_command")
         return spec
+
+    def _weight(self, node: Node) -> tuple[int | None, bool]:
+        """`weight N [reverse]` of a track_file or vrrp_track_process (-254..254, as keepalived)."""
+        return self.v.integer(node, -MAX_WEIGHT - 1, MAX_WEIGHT + 1), self._reverse(node, 1)
 
     def _reverse(self, node: Node, index: int) -> bool:
         extra = node.words[index:]
@@ -282,7 +285,7 @@ class Parser:
         notifiers: dict[str, Any] = {}
         seen: dict[str, Location] = {}
         simple_ints: dict[str, tuple[int, int]] = {
-            "virtual_router_id": (1, 255), "priority": (1, 255), "unicast_ttl": (1, 255),
+            "virtual_router_id": (1, 255), "unicast_ttl": (1, 255),
             "garp_master_delay": (0, 255), "garp_master_repeat": (1, 255),
             "garp_master_refresh": (0, 86400), "garp_master_refresh_repeat": (1, 255),
         }
@@ -294,7 +297,9 @@ class Parser:
             seen.setdefault(k, child.loc)
             if self._common(child, fields, notifiers):
                 continue
-            if k == "notify_master_rx_lower_pri":
+            if k == "priority":
+                fields["priority"] = self._priority(child)
+            elif k == "notify_master_rx_lower_pri":
                 notifiers["master_rx_lower_pri"] = v.notify_command(child)
             elif k in simple_ints:
                 lo, hi = simple_ints[k]
@@ -356,9 +361,22 @@ class Parser:
         clean = {k: x for k, x in fields.items() if x is not None}
         if missing or "interface" not in clean or "vrid" not in clean:
             return None
+        if "priority" not in clean and clean.get("state_hint") == "MASTER":
+            self.diags.warning(node.loc, f"{where}: state MASTER without a priority: keepalived makes it the address "
+                                         "owner (priority 255), and so does cloudvip")
+            clean["priority"] = 255
         notify = Notifiers(**{k: x for k, x in notifiers.items() if x is not None})
         inst = VrrpInstance(name, node.loc, notify=notify, **clean)
         return self._settle_instance(inst, gdefs)
+
+    def _priority(self, node: Node) -> int | None:
+        """keepalived: "Priority not valid! must be between 1 & 255. Using default 100"."""
+        raw = node.words[0] if node.words else ""
+        if raw.isdigit() and 1 <= int(raw) <= 255:
+            return int(raw)
+        self.diags.warning(node.loc, f"priority {raw!r} is not 1..255: 100, as keepalived uses (\"Priority not "
+                                     "valid! ... Using default 100\")")
+        return 100
 
     def _settle_instance(self, inst: VrrpInstance, gdefs: GlobalDefs) -> VrrpInstance:
         """keepalived's own adjustments, each with the warning it logs."""
@@ -506,7 +524,19 @@ class Parser:
     def virtual_address(self, node: Node) -> VirtualAddress | None:
         """ADDR[/PREFIX] [brd ADDR] [dev IF] [scope SCOPE] [label LABEL] [no_track]"""
         v = self.v
-        iface = v.interface_address(node, node.keyword)
+        raw = node.keyword
+        addr, slash, prefix = raw.partition("/")
+        try:
+            longest = ip_address(addr).max_prefixlen
+        except ValueError:
+            v.diags.warning(node.loc, f"{raw!r} is not an address: skipped, as keepalived skips it "
+                                      f"(\"VRRP parsed invalid IP {raw}. skipping IP...\")")
+            return None
+        if slash and not (prefix.isdigit() and int(prefix) <= longest):
+            v.diags.warning(node.loc, f"prefix length {prefix!r} of {addr} is not 0..{longest}: /{longest}, as "
+                                      "keepalived uses")
+            raw = f"{addr}/{longest}"
+        iface = v.interface_address(node, raw)
         opts: dict[str, Any] = {}
         words = node.words
         i = 0

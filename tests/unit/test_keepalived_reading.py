@@ -156,3 +156,51 @@ def test_no_virtual_ipaddress_is_an_instance_without_vips_on_purpose() -> None:
     assert any("has no virtual_ipaddress" in str(d) for d in loads(text % "", "k.conf").diagnostics)
     cfg = loads(text % "    no_virtual_ipaddress\n", "k.conf")
     assert cfg.instances[0].no_virtual_ipaddress and cfg.diagnostics == ()
+
+
+def test_virtual_addresses_keepalived_cannot_read_are_skipped_or_clamped() -> None:
+    # keepalived: "VRRP parsed invalid IP floating_ip. skipping IP...", "Invalid address prefix len 33
+    # for address 10.0.0.5/33 - using 32"
+    cfg = loads("vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n"
+                "        floating_ip\n        10.0.0.5/33\n        10.0.0.6\n    }\n}\n", "k.conf")
+    assert [str(v.interface) for v in cfg.instances[0].vips] == ["10.0.0.5/32", "10.0.0.6/32"]
+    text = "\n".join(str(d) for d in cfg.diagnostics)
+    assert "k.conf:5: warning: 'floating_ip' is not an address: skipped" in text
+    assert "k.conf:6: warning: prefix length '33' of 10.0.0.5 is not 0..32: /32" in text
+
+
+def test_a_script_nobody_may_run_under_script_security_is_removed_as_keepalived_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # keepalived: "Unable to set default user for vrrp script chk - removing", then the track ignored
+    import cloudvip.scripts
+
+    monkeypatch.setattr(cloudvip.scripts, "user_exists", lambda name: False)  # no keepalived_script user
+    top = 'global_defs {\n    enable_script_security\n}\nvrrp_script chk {\n    script "/bin/true"\n}\n'
+    inst, warnings = instance("    track_script {\n        chk\n    }\n", top=top)
+    assert inst.track_scripts == ()  # type: ignore[attr-defined]
+    assert any("vrrp_script chk removed, as keepalived removes it" in w for w in warnings), warnings
+    with_user, warnings = instance("    track_script {\n        chk\n    }\n",
+                                   top=top.replace("enable_script_security", "enable_script_security\n"
+                                                                             "    script_user nobody"))
+    assert [r.name for r in with_user.track_scripts] == ["chk"]  # type: ignore[attr-defined]
+
+
+def test_priority_as_keepalived_sets_it() -> None:
+    """keepalived: `state MASTER` without a priority is the address owner (its adverts say 255:
+    seen on the wire from 2.4.3); an invalid priority is "Using default 100"."""
+    owner, w1 = instance("    state MASTER\n")
+    assert owner.priority == 255 and any("address owner (priority 255)" in w for w in w1)  # type: ignore[attr-defined]
+    plain, _ = instance("    state BACKUP\n")
+    assert plain.priority == 100  # type: ignore[attr-defined]
+    for bad in ("0", "300", "PRIORITY"):
+        inst, w = instance(f"    priority {bad}\n")
+        assert inst.priority == 100 and any(f"priority {bad!r} is not 1..255: 100" in x for x in w)  # type: ignore[attr-defined]
+
+
+def test_a_security_violation_is_said_as_keepalived_says_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cloudvip.scripts
+
+    monkeypatch.setattr(cloudvip.scripts, "user_exists", lambda name: False)
+    _, warnings = instance("    track_script {\n        chk\n    }\n",
+                           top='vrrp_script chk {\n    script "/bin/true"\n}\n')
+    assert any("SECURITY VIOLATION" in w and "run as root" in w for w in warnings), warnings
