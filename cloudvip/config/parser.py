@@ -455,6 +455,11 @@ class Parser:
         if inst.unicast_peers:
             warn(inst.loc, f"{where}: strict mode with unicast peers: keepalived 2.4 drops this instance "
                            "(\"Unicast peers are not supported in strict mode\"), 2.2 runs it; cloudvip runs it")
+        if not owner:
+            warn(inst.loc, f"{where}: strict mode: keepalived also blocks traffic to the VIPs of a master that is "
+                           "not the address owner (no accept mode, with iptables/nftables rules) and sends no "
+                           "gratuitous ARP in answer to a lower priority; cloudvip does neither (its VIPs answer, "
+                           "and it re-announces them)")
         return inst
 
     def authentication(self, node: Node, where: str) -> Authentication | None:

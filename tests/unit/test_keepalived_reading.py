@@ -129,7 +129,7 @@ def test_vrrp_strict_is_applied_as_keepalived_applies_it() -> None:
     assert inst.lower_prio_no_advert is True  # type: ignore[attr-defined]
     text = "\n".join(warnings)
     for expected in ("strict mode does not support authentication", "state MASTER must match being address owner",
-                     "keepalived 2.4 drops this instance"):
+                     "keepalived 2.4 drops this instance", "no accept mode", "cloudvip does neither"):
         assert expected in text, text
     plain, _ = instance(body)
     assert plain.auth is not None and plain.lower_prio_no_advert is False  # type: ignore[attr-defined]
