@@ -8,8 +8,11 @@ from __future__ import annotations
 import re
 import signal
 import time
+from typing import Iterator
 
 import pytest
+
+from cloudvip import auth_state
 
 from cloudvip_lab.daemons import Daemon
 
@@ -19,6 +22,15 @@ from .conftest import Cluster, needs_root, status
 pytestmark = [needs_root, needs_keepalived24, pytest.mark.netns]
 K1, K2 = "11" * 32, "22" * 32
 WIRE = dict(version=3, advert=0.1)
+
+
+@pytest.fixture(autouse=True)
+def no_state_left(cluster: Cluster) -> Iterator[None]:
+    """The agents keep their replay state in /var/lib/cloudvip: remove it with the test's configs."""
+    yield
+    for d in cluster.daemons:
+        if d.kind == "cloudvip":
+            auth_state.state_path(d.conf, "VI_1").unlink(missing_ok=True)
 
 
 def auth_hmac(keys: dict[int, str], active: int, mode: str = "enforce") -> str:
