@@ -131,10 +131,15 @@ class Coordinator:
         group = self.cfg.group_of(instance)
         return refs + (list(getattr(group, attr)) if group is not None else [])
 
-    def _script_state(self, script: VrrpScript, ref: TrackRef, healthy: bool) -> TrackState:
+    @staticmethod
+    def _weighted(ref: TrackRef, weight: int, reverse: bool, healthy: bool) -> TrackState:
+        """A script's or process's state through the reference's weight, else its own."""
         if ref.weight is not None:
             return weighted(ref.weight, healthy, ref.reverse)
-        return weighted(script.weight, healthy, script.weight_reverse)
+        return weighted(weight, healthy, reverse)
+
+    def _script_state(self, script: VrrpScript, ref: TrackRef, healthy: bool) -> TrackState:
+        return self._weighted(ref, script.weight, script.weight_reverse, healthy)
 
     def initial_tracks(self, instance: str) -> dict[str, TrackState]:
         """Track states for an instance about to start, from the checks' current verdicts."""
@@ -153,11 +158,8 @@ class Coordinator:
                 out[f"process:{ref.name}"] = self._process_state(self.cfg.track_processes[ref.name], ref, up)
         return out
 
-    @staticmethod
-    def _process_state(spec: TrackProcess, ref: TrackRef, up: bool) -> TrackState:
-        if ref.weight is not None:
-            return weighted(ref.weight, up, ref.reverse)
-        return weighted(spec.weight, up, spec.reverse)
+    def _process_state(self, spec: TrackProcess, ref: TrackRef, up: bool) -> TrackState:
+        return self._weighted(ref, spec.weight, spec.reverse, up)
 
     def _on_process(self, name: str, up: bool) -> None:
         spec = self.cfg.track_processes.get(name)

@@ -296,8 +296,8 @@ class Router:
             return self._to_master(now, "address owner (priority 255)")
         # keepalived enters BACKUP first even with `state MASTER` and waits its own down timer
         actions = self._to_backup(now, "init")
-        if self._no_master_before is not None and self.deadline is not None:
-            actions.append(self._arm(max(self.deadline, self._no_master_before)))
+        if self._no_master_before is not None and self.deadline is not None:  # its down timer, or the delay's end
+            actions[-1] = self._arm(max(self.deadline, self._no_master_before))
         return actions
 
     def _shutdown(self, now: float) -> list[Action]:

@@ -121,18 +121,18 @@ def _unrunnable_scripts(gdefs: GlobalDefs, scripts: dict[str, VrrpScript], diags
     """keepalived under enable_script_security with no user to run a script as removes the
     script ("Unable to set default user for vrrp script NAME - removing"): so does cloudvip.
     Without it, scripts that would run as root get keepalived's SECURITY VIOLATION warning."""
+    by_default = [s for s in scripts.values() if s.script is not None and s.user is None and s.script.user is None]
+    default = default_run_as(gdefs.script_user, gdefs.script_group, gdefs.enable_script_security)
     if not gdefs.enable_script_security:
-        as_root = [s for s in scripts.values() if s.script is not None and s.user is None and s.script.user is None]
-        if as_root and default_run_as(gdefs.script_user, gdefs.script_group, False).user is None:
-            diags.warning(as_root[0].loc, "SECURITY VIOLATION - scripts are being executed but script_security not "
-                                          "enabled (keepalived's words): they run as root; set enable_script_security "
-                                          "and script_user")
+        if by_default and default.user is None:
+            diags.warning(by_default[0].loc, "SECURITY VIOLATION - scripts are being executed but script_security "
+                                             "not enabled (keepalived's words): they run as root; set "
+                                             "enable_script_security and script_user")
         return
-    refused = default_run_as(gdefs.script_user, gdefs.script_group, True).refused
-    for name, script in list(scripts.items()):
-        if refused and script.script is not None and script.user is None and script.script.user is None:
-            diags.warning(script.loc, f"vrrp_script {name} removed, as keepalived removes it: {refused}")
-            del scripts[name]
+    if default.refused:
+        for script in by_default:
+            diags.warning(script.loc, f"vrrp_script {script.name} removed, as keepalived removes it: {default.refused}")
+            del scripts[script.name]
 
 
 def _unique(table: dict[str, _T], name: str, value: _T, node: Node, diags: Diagnostics,

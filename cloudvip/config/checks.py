@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import TypeVar
 
 from .diagnostics import Diagnostics, Location
-from .model import Config, TrackRef
+from .model import Config, SyncGroup, TrackRef, VrrpInstance
 
 
 def check(cfg: Config, diags: Diagnostics) -> Config:
@@ -71,20 +72,19 @@ def _defined(refs: tuple[TrackRef, ...], known: Mapping[str, object], kind: str,
     return tuple(ref for ref in refs if ref.name in known)
 
 
+_Owner = TypeVar("_Owner", VrrpInstance, SyncGroup)
+
+
 def _references(cfg: Config, diags: Diagnostics) -> Config:
     scripts, files, procs = dict(cfg.scripts), dict(cfg.track_files), dict(cfg.track_processes)
-    instances = tuple(replace(
-        i, track_scripts=_defined(i.track_scripts, scripts, "vrrp_script", f"vrrp_instance {i.name}", diags),
-        track_files=_defined(i.track_files, files, "track_file", f"vrrp_instance {i.name}", diags),
-        track_processes=_defined(i.track_processes, procs, "vrrp_track_process", f"vrrp_instance {i.name}", diags))
-        for i in cfg.instances)
-    groups = tuple(replace(
-        g, track_scripts=_defined(g.track_scripts, scripts, "vrrp_script", f"vrrp_sync_group {g.name}", diags),
-        track_files=_defined(g.track_files, files, "track_file", f"vrrp_sync_group {g.name}", diags),
-        track_processes=_defined(g.track_processes, procs, "vrrp_track_process", f"vrrp_sync_group {g.name}",
-                                 diags))
-        for g in cfg.sync_groups)
-    return replace(cfg, instances=instances, sync_groups=groups)
+
+    def defined_only(obj: _Owner, owner: str) -> _Owner:
+        return replace(obj, track_scripts=_defined(obj.track_scripts, scripts, "vrrp_script", owner, diags),
+                       track_files=_defined(obj.track_files, files, "track_file", owner, diags),
+                       track_processes=_defined(obj.track_processes, procs, "vrrp_track_process", owner, diags))
+
+    return replace(cfg, instances=tuple(defined_only(i, f"vrrp_instance {i.name}") for i in cfg.instances),
+                   sync_groups=tuple(defined_only(g, f"vrrp_sync_group {g.name}") for g in cfg.sync_groups))
 
 
 def _groups(cfg: Config, diags: Diagnostics) -> Config:
