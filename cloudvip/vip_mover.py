@@ -157,9 +157,9 @@ class VipMover:
         take hanging in an API that never answers) is abandoned at once: its result no longer
         matters, and the host address must not stay behind it. Release never waits on the cloud."""
         self.want(False)
-        if +self.in_flight and set(self.in_flight) != {"release"}:
-            self.log.warning("%s: abandoning the %s under way to release now", self.name,
-                             ", ".join(sorted(op for op in self.in_flight if op != "release")))
+        busy = sorted(op for op, n in self.in_flight.items() if n and op != "release")
+        if busy:
+            self.log.warning("%s: abandoning the %s under way to release now", self.name, ", ".join(busy))
             await self.stop()
             try:
                 await asyncio.wait_for(self._call("release"), grace)

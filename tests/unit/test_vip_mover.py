@@ -445,3 +445,17 @@ def test_finish_abandons_a_hung_take_and_releases_at_once() -> None:
     released, took, calls = run(go())
     assert released and calls == ["take (hangs)", "release"], calls
     assert took < 1.0  # not the 5 s grace: nothing was going to end the take
+
+
+def test_finish_waits_for_a_release_under_way_after_a_finished_take() -> None:
+    """Only operations still under way are abandoned: a take that finished long ago is not."""
+    async def go() -> list[str]:
+        p = FakeProvider(delay=0.2)
+        m = mover(p)
+        m.want(True)
+        assert await m.settle(2)
+        m.want(False)
+        await asyncio.sleep(0.05)  # the release is under way
+        assert await m.finish(5.0)
+        return p.calls
+    assert run(go()) == ["take", "release"]  # not a second, abandoning release
