@@ -72,16 +72,19 @@ class Hysteresis:
         return wanted
 
 
-def read_processes(proc: str = "/proc") -> Iterator[ProcessInfo]:
-    """Every running process (zombies and those gone while reading skipped)."""
+def read_processes(proc: str = "/proc", cmdlines: bool = True) -> Iterator[ProcessInfo]:
+    """Every running process (zombies and those gone while reading skipped); its command line
+    only if `cmdlines` (reading it touches the process's memory, as keepalived notes)."""
     for entry in os.scandir(proc):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"{entry.path}/stat", "rb") as f:
                 stat = f.read()
-            with open(f"{entry.path}/cmdline", "rb") as f:
-                cmdline = f.read()
+            cmdline = b""
+            if cmdlines:
+                with open(f"{entry.path}/cmdline", "rb") as f:
+                    cmdline = f.read()
         except OSError:
             continue
         start, end = stat.find(b"("), stat.rfind(b")")
@@ -117,7 +120,8 @@ class ProcessWatch:
         return h.up if h is not None else None
 
     def scan(self, now: float) -> None:
-        self.counts = count(self.specs.values(), read_processes(self.proc))
+        cmdlines = any(s.full_command for s in self.specs.values())
+        self.counts = count(self.specs.values(), read_processes(self.proc, cmdlines))
         for name, spec in self.specs.items():
             h = self.state.get(name)
             if h is None or h.spec != spec:
