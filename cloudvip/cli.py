@@ -298,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "hetzner floating_ip (default), alias_ip")
     demo.add_argument("--companion", action="store_true",
                       help="with --cloud: a hardened stock keepalived elects, a cloudvip companion moves the VIP")
+    demo.add_argument("--profile", choices=["realistic", "instant"], default="realistic",
+                      help="with --cloud: realistic (default: the API 30 ms away over HTTPS, the data plane "
+                           "following it seconds later, reads lagging writes) or instant")
+    demo.add_argument("--rtt", type=float, default=None, metavar="SECONDS",
+                      help="with --cloud: the round trip to the API (replaces the profile's)")
+    demo.add_argument("--propagation", type=float, default=None, metavar="SECONDS",
+                      help="with --cloud: how long the data plane takes to follow the cloud (replaces the profile's)")
     demo.set_defaults(func=lab)
     return parser
 

@@ -107,6 +107,11 @@ class Provider(abc.ABC):
     async def announce(self) -> None:
         """Re-announce held VIPs (gratuitous ARP / NA); nothing to do in most clouds."""
 
+    async def observe(self) -> None:
+        """While not holding, every reconcile interval: look at the cloud without changing it
+        (a cloud provider reads who holds the VIP: its API connection stays open, so a takeover
+        pays no TCP and TLS handshake, and the takeover needs no read before its write)."""
+
     #: seconds between peer discoveries (None: this provider does not discover peers)
     peer_refresh: float | None = None
 

@@ -191,6 +191,9 @@ class VipMover:
                 self._settled.clear()
                 self._wake.set()
                 continue
+            if self.desired is False and self.actual is False:
+                await self._call_logged("observe")
+                continue
             if not (self.desired and self.actual):
                 continue
             self.stats.last_reconcile = time.monotonic()

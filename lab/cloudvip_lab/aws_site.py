@@ -5,7 +5,11 @@ discover themselves exactly as on EC2 and nothing leaves the machine."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from .cloud_edge import ApiEdge
 from .ec2_emulator import OVERLAY_VIP, REGION, Ec2World
+from .fabric import Route
 from .netns_services import FakeImds, Forwarder
 from .topology import Topology
 
@@ -17,13 +21,14 @@ TAKEOVER_WRITE = {"secondary_ip": "AssignPrivateIpAddresses", "elastic_ip": "Ass
 
 
 class AwsSite:
-    def __init__(self, topo: Topology, world: Ec2World, emulator_port: int) -> None:
+    def __init__(self, topo: Topology, world: Ec2World, emulator_port: int, edge: ApiEdge | None = None) -> None:
         self.topo, self.world = topo, world
+        self.edge = edge or ApiEdge(emulator_port)
         self.services: list[Forwarder | FakeImds] = []
         self.forwarders: list[Forwarder] = []  # per node: pause() makes the API unreachable from it
         try:
             for node, instance, eni in zip(topo.nodes, world.instances, world.enis, strict=True):
-                self.forwarders.append(Forwarder(node.name, EC2_PORT, emulator_port))
+                self.forwarders.append(Forwarder(node.name, EC2_PORT, self.edge.port, self.edge.rtt))
                 self.services.append(self.forwarders[-1])
                 self.services.append(FakeImds(node.name, IMDS_PORT, {"instance_id": instance, "mac": node.mac,
                                                                       "region": REGION, "eni": eni}))
@@ -36,7 +41,7 @@ class AwsSite:
         specific = {"secondary_ip": "",
                     "elastic_ip": f"        allocation_id {self.world.allocation_id}\n",
                     "route_table": f"        route_tables {self.world.route_table}\n"}[mode]
-        return (f"    cloud aws {{\n        mode {mode}\n{specific}        endpoint http://127.0.0.1:{EC2_PORT}\n"
+        return (f"    cloud aws {{\n        mode {mode}\n{specific}        endpoint {self.edge.scheme}://127.0.0.1:{EC2_PORT}\n"
                 f"        imds_endpoint http://127.0.0.1:{IMDS_PORT}\n{extra}    }}\n")
 
     def holder_eni(self, mode: str, vip: str) -> list[str]:
@@ -57,6 +62,21 @@ class AwsSite:
         else:
             client.delete_route(RouteTableId=self.world.route_table, DestinationCidrBlock=f"{vip}/32")
 
+    def route(self, mode: str, vip: str, backend: Any) -> Route:
+        """Where the data plane sends the VIP, from moto's state in this process (no API read)."""
+        if mode == "secondary_ip":
+            enis = [e.id for e in list(backend.enis.values())
+                    if vip in [a.get("PrivateIpAddress") for a in e.private_ip_addresses]]
+        elif mode == "elastic_ip":
+            eni = backend.address_by_allocation([self.world.allocation_id])[0].eni
+            enis = [eni.id] if eni is not None else []
+        else:
+            table = backend.route_tables[self.world.route_table]
+            enis = [r.interface.id for r in table.routes
+                    if r.destination_cidr_block == f"{vip}/32" and r.interface is not None]
+        node = self.world.enis.index(enis[0]) if len(enis) == 1 and enis[0] in self.world.enis else None
+        return Route(node, translate=mode == "elastic_ip")
+
     @staticmethod
     def vip_for(mode: str, default: str) -> str:
         """route_table needs a VIP outside the VPC; the other modes use the subnet's."""
@@ -66,3 +86,4 @@ class AwsSite:
         for s in self.services:
             s.close()
         self.services.clear()
+        self.edge.close()

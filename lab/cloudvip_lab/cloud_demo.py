@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import argparse
 import os
+import random
 import signal
 import tempfile
 import time
@@ -20,8 +21,11 @@ from pathlib import Path
 from cloudvip.state_machine import master_down_interval, skew_time
 from typing import TYPE_CHECKING
 
+from .cloud_edge import ApiEdge, LabCa
 from .daemons import VIP, Daemon, instance_block
 from .demo import Lab, run_lab
+from .fabric import Client, Fabric, Route
+from .profiles import INSTANT, PROFILES, SOURCES, Profile
 from .topology import Topology
 
 if TYPE_CHECKING:
@@ -37,9 +41,28 @@ class EmulatedCloud(abc.ABC):
     lab node, in node order."""
 
     vip: str
+    mode: str
     on_host = True  # the host carries the VIP too
     reconcile = RECONCILE
     site: AwsSite | HetznerSite
+    profile: Profile = INSTANT
+
+    def edge(self, emulator_port: int, workdir: Path) -> ApiEdge:
+        """The API as the nodes reach it under the profile (TLS with a lab CA, a round trip)."""
+        ca = LabCa(workdir / "lab-ca") if self.profile.tls else None
+        return ApiEdge(emulator_port, self.profile.rtt, ca, self.profile.idle_close)
+
+    def env(self) -> dict[str, str]:
+        """What an agent's (or a script's) SDK needs in its environment to reach the API."""
+        return self.site.edge.env()
+
+    @abc.abstractmethod
+    def route(self) -> Route:
+        """Where the cloud's state sends the VIP (read in-process: no API request)."""
+
+    def owner(self) -> int | None:
+        """The node the cloud sends the VIP to."""
+        return self.route().node
 
     @abc.abstractmethod
     def open(self, topo: Topology, workdir: Path) -> list[str]:
@@ -47,10 +70,6 @@ class EmulatedCloud(abc.ABC):
 
     @abc.abstractmethod
     def cloud_block(self, i: int) -> str: ...
-
-    @abc.abstractmethod
-    def owner(self) -> int | None:
-        """The node the cloud sends the VIP to."""
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -84,28 +103,29 @@ class EmulatedCloud(abc.ABC):
 
 class Aws(EmulatedCloud):
     site: AwsSite
-    def __init__(self, mode: str) -> None:
+
+    def __init__(self, mode: str, profile: Profile = INSTANT) -> None:
         from .aws_site import AwsSite
 
-        self.mode, self.vip = mode, AwsSite.vip_for(mode, VIP)
+        self.mode, self.vip, self.profile = mode, AwsSite.vip_for(mode, VIP), profile
         self.on_host = mode != "elastic_ip"
 
     def open(self, topo: Topology, workdir: Path) -> list[str]:
         from .aws_site import AwsSite
-        from .ec2_emulator import Ec2Server, build_world
+        from .ec2_emulator import CONSISTENCY, Ec2Server, build_world
 
         self.server = Ec2Server()
         self.world = build_world(self.server, tuple(str(n.ip) for n in topo.nodes))
-        self.site = AwsSite(topo, self.world, self.server.port)
+        CONSISTENCY["window"] = self.profile.consistency
+        self.site = AwsSite(topo, self.world, self.server.port, self.edge(self.server.port, workdir))
         return [f"instance {self.world.instances[i]}, ENI {self.world.enis[i]} (found through IMDSv2)"
                 for i in range(len(topo.nodes))]
 
     def cloud_block(self, i: int) -> str:
         return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
 
-    def owner(self) -> int | None:
-        enis = self.site.holder_eni(self.mode, self.vip)
-        return self.world.enis.index(enis[0]) if len(enis) == 1 and enis[0] in self.world.enis else None
+    def route(self) -> Route:
+        return self.site.route(self.mode, self.vip, self.server.ec2_backend())
 
     def describe(self) -> str:
         where = {"secondary_ip": f"EC2: secondary private IP {self.vip} on",
@@ -141,6 +161,9 @@ class Aws(EmulatedCloud):
         DELAYS[TAKEOVER_WRITE[self.mode]] = seconds
 
     def close(self) -> None:
+        from .ec2_emulator import CONSISTENCY
+
+        CONSISTENCY["window"] = 0.0
         if hasattr(self, "site"):
             self.site.close()
         if hasattr(self, "server"):
@@ -149,10 +172,11 @@ class Aws(EmulatedCloud):
 
 class Hetzner(EmulatedCloud):
     site: HetznerSite
-    def __init__(self, mode: str) -> None:
+
+    def __init__(self, mode: str, profile: Profile = INSTANT) -> None:
         from .hetzner_site import HetznerSite
 
-        self.mode, self.vip = mode, HetznerSite.vip_for(mode)
+        self.mode, self.vip, self.profile = mode, HetznerSite.vip_for(mode), profile
 
     def open(self, topo: Topology, workdir: Path) -> list[str]:
         from .hcloud_emulator import TOKEN, build_world
@@ -161,17 +185,15 @@ class Hetzner(EmulatedCloud):
         token = workdir / "hcloud-token"
         token.write_text(TOKEN + "\n")
         os.chmod(token, 0o600)
-        self.world = build_world(tuple(str(n.ip) for n in topo.nodes), action_seconds=0.3)
-        self.site = HetznerSite(topo, self.world, str(token))
+        self.world = build_world(tuple(str(n.ip) for n in topo.nodes), action_seconds=self.profile.action_seconds)
+        self.site = HetznerSite(topo, self.world, str(token), self.edge(self.world.emulator.port, workdir))
         return [f"server {s.id} (found through the metadata service)" for s in self.world.servers]
 
     def cloud_block(self, i: int) -> str:
         return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
 
-    def owner(self) -> int | None:
-        ids = [s.id for s in self.world.servers]
-        held = self.world.holder_ids(self.mode)
-        return ids.index(held[0]) if len(held) == 1 and held[0] in ids else None
+    def route(self) -> Route:
+        return self.site.route(self.mode)
 
     def describe(self) -> str:
         i = self.owner()
@@ -252,43 +274,108 @@ class CloudLab(Lab):
         self.agent_lines()
         if done is None:
             self.say(f"{failed} FAILED; {self.view()}")
+            for i, agent in enumerate(self.agents):
+                print(f"  node{i + 1}'s last log lines:", *agent.log.splitlines()[-12:], sep="\n    ")
         return done
+
+    def data_plane_lines(self) -> None:
+        for t, text in self.fabric.take_events():
+            print(f"[{t - self.t0:6.2f}s] {text}", flush=True)
+
+    def served(self, want: int, since: float) -> bool:
+        """Wait until the data plane sends the VIP to node `want` (after `since`) and the client
+        is answered by it; say so if it is not."""
+        name = f"node{want + 1}"
+        timeout = self.cloud.profile.propagation_for(self.cloud.mode) + 15
+
+        def answered() -> bool:
+            reached = self.fabric.reaches_since(want, since)
+            answer = self.prober.last_answer()
+            return reached is not None and answer is not None and answer[0] > reached and answer[1] == name
+
+        done = self.topo.wait_for(answered, timeout, 0.01)
+        self.data_plane_lines()
+        if done is None:
+            self.say(f"the client is not answered by {name} {timeout:.0f} s later")
+        return done is not None
+
+    def client_outage(self, since: float, want: int, split: bool = True) -> bool:
+        """Once the client is answered by node `want`, print its outage since `since`; `split`:
+        into detection (until the new master's first advert), API (until the cloud's state
+        changed) and propagation (until the client was answered)."""
+        if not self.served(want, since):
+            return False
+        gap = self.prober.outage(since)
+        if gap is None or gap[1] - gap[0] < 0.05:
+            self.say("client outage: none (every request answered)")
+            return True
+        last_ok, first_ok, _ = gap
+        if not split:
+            self.say(f"client outage: {first_ok - last_ok:.3f} s")
+            return True
+        master = self.fabric.first_advert(str(self.topo.nodes[want].ip), since - 0.5) or last_ok
+        changed = next((t for t, r in self.fabric.changed_at if t >= since - 0.5 and r.node == want), master)
+        self.say(f"client outage: {first_ok - last_ok:.3f} s (detection {master - last_ok:.3f}, "
+                 f"API {changed - master:.3f}, propagation {first_ok - changed:.3f})")
+        return True
 
     def elect(self, what: str) -> bool:
         for i in range(2):
             self.start(i)
         self.say(f"started {what}")
-        if self.step(0, 10, "election") is None:
+        started = time.monotonic()
+        if self.step(0, 10, "election") is None or not self.served(0, started):
             return False
-        self.say(f"election: {self.view()}")
+        self.say(f"election: {self.view()}; the client is answered by node1")
         return True
 
     def kill_master(self, what: str) -> float | None:
         """SIGKILL node1 (`what` runs there) and take its link down: seconds until node2 owns the VIP."""
-        time.sleep(1.5)
+        time.sleep(1.5 + random.random())  # at some phase of the advert interval
         self.cloud.reset_writes()
         self.say(f"node1 (the master) dies: SIGKILL of {what} and its link down")
         killed = time.monotonic()
         self.stop(0, signal.SIGKILL)
         self.topo.set_link(self.topo.nodes[0], False)
         moved = self.step(1, master_down_interval(2, 90, 100) + 5, "failover")
-        return None if moved is None else moved - killed
+        if moved is None or not self.client_outage(killed, 1):
+            return None
+        return moved - killed
 
     def restart_node1(self, what: str) -> bool:
         self.cloud.reset_writes()
         self.say(f"restarting node1: {what} comes back as BACKUP and preempts")
         self.agents[0].drop_vip(f"{self.cloud.vip}/{self.prefix}")
         self.topo.set_link(self.topo.nodes[0], True)
+        self.fabric.restore_routes()
+        returned = time.monotonic()
         self.start(0)
         if self.step(0, master_down_interval(2, 100, 100) + 5, "preemption") is None:
+            return False
+        if not self.client_outage(returned, 0):
             return False
         self.say(f"preemption: {self.view()}")
         return True
 
-    def run(self) -> int:
-        print("cloudvip lab: starting the cloud API emulator on 127.0.0.1")
+    def open_cloud(self) -> list[str]:
+        """The namespaces, the emulated cloud and its data plane, and the client: lines naming the nodes."""
+        profile = self.cloud.profile
+        print(f"cloudvip lab: starting the cloud API emulator on 127.0.0.1, profile {profile.name}")
+        if profile is not INSTANT:
+            print(f"  API {profile.rtt * 1000:.0f} ms away over {'HTTPS (lab CA)' if profile.tls else 'HTTP'}; "
+                  f"the data plane follows the cloud {profile.propagation_for(self.cloud.mode):g} s later "
+                  f"({SOURCES.get(self.cloud.mode, 'assumption')})")
         lines = self.cloud.open(self.topo.create(), self.workdir)
-        self.agents = [Daemon(self.topo, node, "cloudvip", self.config(i), self.workdir, log_level="info")
+        self.fabric = Fabric(self.topo, self.cloud.vip, profile.propagation_for(self.cloud.mode), self.cloud.route,
+                             self.cloud.on_host)
+        self.prober = Client(self.fabric)
+        print(f"  a client at {self.fabric.client.ip} asks {self.cloud.vip} every 10 ms, through the cloud's router")
+        return lines
+
+    def run(self) -> int:
+        lines = self.open_cloud()
+        self.agents = [Daemon(self.topo, node, "cloudvip", self.config(i), self.workdir, log_level="info",
+                              env=self.cloud.env())
                        for i, node in enumerate(self.topo.nodes)]
         for i, node in enumerate(self.topo.nodes):
             print(f"  node{i + 1} {node.ip} priority {self.priorities[i]}: {lines[i]}")
@@ -307,7 +394,7 @@ class CloudLab(Lab):
         removed = time.monotonic()
         self.cloud.reset_writes()  # the agents' writes only
         back = self.step(1, RECONCILE + 5, "reconciliation")
-        if back is None:
+        if back is None or not self.client_outage(removed, 1, split=False):
             return 1
         self.say(f"reconciliation (every {RECONCILE:g} s) re-asserted it {back - removed:.3f} s later; {self.view()}")
         if not self.restart_node1("it"):
@@ -319,7 +406,7 @@ class CloudLab(Lab):
         termed = time.monotonic()
         self.stop(0, signal.SIGTERM)
         moved = self.step(1, 5, "graceful handover")
-        if moved is None:
+        if moved is None or not self.client_outage(termed, 1):
             return 1
         self.say(f"handover: {moved - termed:.3f} s after SIGTERM (Skew_Time {skew_time(2, 90, 100):.3f} s); "
                  f"{self.view()}")
@@ -329,6 +416,9 @@ class CloudLab(Lab):
 
     def cleanup(self) -> None:
         try:
+            for part in ("prober", "fabric"):
+                if hasattr(self, part):
+                    getattr(self, part).close()
             super().cleanup()
         finally:
             self.cloud.close()
@@ -348,7 +438,8 @@ def main(args: argparse.Namespace) -> int:
     if mode not in modes:
         print(f"cloudvip lab --cloud {args.cloud}: --mode is one of {', '.join(modes)}")
         return 2
-    cloud: EmulatedCloud = Aws(mode) if args.cloud == "aws" else Hetzner(mode)
+    profile = PROFILES[args.profile].with_changes(rtt=args.rtt, propagation=args.propagation)
+    cloud: EmulatedCloud = Aws(mode, profile) if args.cloud == "aws" else Hetzner(mode, profile)
     with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp:
         if args.companion:
             from .companion_demo import CompanionLab

@@ -72,8 +72,7 @@ class CompanionLab(CloudLab):
         return lines
 
     def run(self) -> int:
-        print("cloudvip lab: starting the cloud API emulator on 127.0.0.1")
-        lines = self.cloud.open(self.topo.create(), self.workdir)
+        lines = self.open_cloud()
         self.user.__enter__()
         self.secure = SecureDir()
         wrapper = notify_wrapper(self.secure.path)
@@ -86,7 +85,7 @@ class CompanionLab(CloudLab):
         self.agents = [Daemon(self.topo, node, "keepalived", self.files[i].keepalived_conf, self.workdir)
                        for i, node in enumerate(self.topo.nodes)]
         self.companions = [Daemon(self.topo, node, "companion", self.files[i].companion_conf, self.workdir,
-                                  log_level="info") for i, node in enumerate(self.topo.nodes)]
+                                  log_level="info", env=self.cloud.env()) for i, node in enumerate(self.topo.nodes)]
         for i in range(2):
             print(f"  node{i + 1} {self.topo.nodes[i].ip} priority {self.priorities[i]}: {lines[i]}")
         print(f"  keepalived runs notify scripts as {self.user.name} (enable_script_security); "

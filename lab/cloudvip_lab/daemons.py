@@ -62,13 +62,14 @@ class Daemon:
 
     def __init__(self, topo: Topology, node: Node, kind: str, conf: str | Path, workdir: Path,
                  log_level: str = "debug", config_id: str | None = None, args: tuple[str, ...] = (),
-                 binary: str = "keepalived") -> None:
+                 binary: str = "keepalived", env: dict[str, str] | None = None) -> None:
         """conf: the config text, or the path of a config to use as it is; binary: the keepalived
-        to run (kind keepalived: Debian's, or a build such as 2.4.3's)."""
+        to run (kind keepalived: Debian's, or a build such as 2.4.3's); env: added to the
+        daemon's environment (e.g. the CA bundle an SDK trusts)."""
         if kind not in ("cloudvip", "keepalived", "companion"):
             raise ValueError(f"unknown daemon kind {kind!r}")
         self.topo, self.node, self.kind, self.log_level = topo, node, kind, log_level
-        self.config_id, self.args, self.binary = config_id, args, binary
+        self.config_id, self.args, self.binary, self.env = config_id, args, binary, env or {}
         self.dir = workdir / f"{kind}-{node.name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         if isinstance(conf, Path):
@@ -92,7 +93,8 @@ class Daemon:
         if self.config_id is not None:
             cmd += ["-i", self.config_id]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.topo.exec_args(self.node, *cmd), stdout=log, stderr=log)
+            self.proc = subprocess.Popen(self.topo.exec_args(self.node, *cmd), stdout=log, stderr=log,
+                                         env={**os.environ, **self.env} if self.env else None)
         return self
 
     @property

@@ -48,6 +48,13 @@ MUTATING = ("AssignPrivateIpAddresses", "AssociateAddress", "ReplaceRoute", "Cre
 FAULTS: dict[str, list[tuple[str, int]]] = {}
 #: seconds every call of an action takes, e.g. DELAYS["AssignPrivateIpAddresses"] = 2.0 (a slow API)
 DELAYS: dict[str, float] = {}
+#: eventual consistency: for CONSISTENCY["window"] seconds after a successful write, a Describe*
+#: asked exactly as before the write gets the answer it got then (EC2's reads lag its writes)
+CONSISTENCY = {"window": 0.0}
+READS = ("DescribeNetworkInterfaces", "DescribeAddresses", "DescribeRouteTables", "DescribeInstances")
+_answers: dict[str, Any] = {}  # a read's last answer given outside a window, by request
+_stale: dict[str, Any] = {}  # the answers frozen by the last write, served until _stale_until
+_stale_until = [0.0]
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,37 @@ def writes() -> dict[str, int]:
 def reset_observations() -> None:
     with _lock:
         CALLS.clear()
+        _answers.clear()
+        _stale.clear()
     FAULTS.clear()
     DELAYS.clear()
+
+
+def _read_key(action: str, querystring: dict[str, Any]) -> str:
+    return action + repr(sorted((k, v) for k, v in querystring.items() if k not in ("Action", "Version")))
+
+
+def _consistent_read(action: str, querystring: dict[str, Any], read: Any) -> Any:
+    """A read's answer under eventual consistency (CONSISTENCY)."""
+    key = _read_key(action, querystring)
+    with _lock:
+        if time.monotonic() < _stale_until[0] and key in _stale:
+            return _stale[key]
+    result = read()
+    with _lock:
+        _answers[key] = result
+    return result
+
+
+def _written() -> None:
+    """A write succeeded: the reads made before it keep their answers for the window."""
+    if CONSISTENCY["window"] <= 0:
+        return
+    with _lock:
+        if time.monotonic() >= _stale_until[0]:
+            _stale.clear()
+        _stale.update(_answers)
+        _stale_until[0] = time.monotonic() + CONSISTENCY["window"]
 
 
 def _error_body(code: str) -> str:
@@ -119,8 +155,12 @@ def _observe_calls() -> None:
             if pending:
                 code, status = pending.pop(0)
                 return (status, {"Content-Type": "text/xml"}, _error_body(code))
-            result = original(self)
+            qs = getattr(self, "querystring", {})
+            result = (_consistent_read(action, qs, lambda: original(self)) if action in READS
+                      else original(self))
             status = int(result[0]) if isinstance(result, tuple) else 200
+            if action in MUTATING and status < 400:
+                _written()
             return result
         except HTTPException as exc:  # moto's EC2 errors
             status = int(exc.code or 500)

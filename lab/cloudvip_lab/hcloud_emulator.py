@@ -10,8 +10,9 @@ covers them: see shared notes, cloud-facts).
 - GET /v1/networks/{id}, GET /v1/actions/{id} and /v1/{resource}/actions/{id}
 Actions start `running` and take effect when they finish (`action_seconds` later) as `success`.
 Errors are `{"error": {"code", "message"}}`: 401 `unauthorized`, 404 `not_found`, 409 `conflict`,
-429 `rate_limit_exceeded`. Every answer carries RateLimit-Limit/-Remaining/-Reset from a token
-bucket of 3600 refilled at 1/s. `faults` answers the next calls of an operation with errors;
+423 `locked` (a new action on a resource whose action still runs), 429 `rate_limit_exceeded`.
+Every answer carries RateLimit-Limit/-Remaining/-Reset from a token bucket of 3600 refilled at
+1/s. `faults` answers the next calls of an operation with errors;
 `calls` records every request (timed), `writes()` counts successful assignments per server.
 """
 
@@ -172,6 +173,10 @@ class HcloudEmulator:
         self._finish_due()
         return a
 
+    def _locked(self, kind: str, rid: int) -> bool:
+        """A resource with a running action takes no other (Hetzner answers 423 `locked`)."""
+        return any(a.status == "running" and {"id": rid, "type": kind} in a.resources for a in self._actions.values())
+
     def _finish_due(self) -> None:
         now = time.monotonic()
         for a in self._actions.values():
@@ -235,6 +240,8 @@ class HcloudEmulator:
         def effect() -> None:
             f.server = server
 
+        if self._locked("floating_ip", fid):
+            return _locked()
         a = self._action("assign_floating_ip" if server else "unassign_floating_ip",
                          [{"id": fid, "type": "floating_ip"}] + ([{"id": server, "type": "server"}] if server else []),
                          effect)
@@ -256,6 +263,8 @@ class HcloudEmulator:
         def effect() -> None:
             s.private[network] = (ip, alias)
 
+        if self._locked("server", sid):
+            return _locked()
         a = self._action("change_alias_ips", [{"id": sid, "type": "server"}], effect)
         return 201, {"action": a.json()}, sid
 
@@ -349,6 +358,10 @@ def _operation(method: str, path: str) -> tuple[str, re.Match[str] | None]:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": {}}}
+
+
+def _locked() -> tuple[int, dict[str, Any], None]:
+    return 423, _error("locked", "the resource is locked by a running action"), None
 
 
 def _not_found(kind: str) -> tuple[int, dict[str, Any], None]:

@@ -11,8 +11,11 @@ import json
 import os
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from .cloud_edge import delayed_pump
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -63,11 +66,13 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 
 class Forwarder:
-    """ns 127.0.0.1:port -> host 127.0.0.1:target_port"""
+    """ns 127.0.0.1:port -> host 127.0.0.1:target_port, `rtt` seconds away: a connection costs
+    one round trip before the first byte goes up, and every byte arrives one round trip late
+    (the answers at once), so each request-response exchange costs one RTT."""
 
-    def __init__(self, ns: str, port: int, target_port: int) -> None:
+    def __init__(self, ns: str, port: int, target_port: int, rtt: float = 0.0) -> None:
         self.sock = listen_in_netns(ns, port)
-        self.target_port = target_port
+        self.target_port, self.rtt = target_port, rtt
         self.paused = False  # the API unreachable from this namespace
         self.hanging = False  # the API accepts connections and never answers
         self._open: list[socket.socket] = []
@@ -110,16 +115,24 @@ class Forwarder:
             if self.hanging:
                 self.held.append(client)
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            for s in (client, upstream):  # relay each segment at once (no Nagle delay on the hop)
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._open = [s for s in self._open if s.fileno() != -1] + [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        if self.rtt:
+            time.sleep(self.rtt)  # the TCP handshake with a distant endpoint
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+        except OSError:
+            client.close()
+            return
+        for s in (client, upstream):  # relay each segment at once (no Nagle delay on the hop)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._open = [s for s in self._open if s.fileno() != -1] + [client, upstream]
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        if self.rtt:
+            delayed_pump(client, upstream, self.rtt)
+        else:
+            _pump(client, upstream)
 
     def close(self) -> None:
         self.sock.close()

@@ -48,6 +48,9 @@ class Target:
 
 class AwsProvider(CloudProvider):
     name = "aws"
+    #: EC2's Describe* are eventually consistent ("Eventual consistency in the Amazon EC2 API"):
+    #: right after our write a read may still show the holder before it
+    read_lag = 5.0
 
     parse_settings = staticmethod(aws_settings.parse)
 

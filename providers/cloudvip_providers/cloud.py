@@ -10,6 +10,7 @@ a backup never takes the VIP away from anyone; it only drops its own host addres
 from __future__ import annotations
 
 import abc
+import asyncio
 import functools
 import os
 import time
@@ -74,6 +75,11 @@ def reads_answers(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Corout
 
 
 class CloudProvider(Provider):
+    #: seconds a read may still show the state before our own write (a cloud whose reads are
+    #: eventually consistent): the verification reads again, backing off, this long before a
+    #: read that does not show our claim counts as somebody else's
+    read_lag = 0.0
+
     #: how the logs name this provider and mode, e.g. "aws secondary_ip"
     label: str = ""
     @staticmethod
@@ -105,6 +111,7 @@ class CloudProvider(Provider):
         self.peer_targets: dict[str, str] = {}  # a peer's target -> its address
         self.discovered: list[IPAddress] = []  # peers found in the cloud (tags, labels)
         self._announced_at: float | None = None  # the last ownership read for announce()
+        self._seen: list[str] | None = None  # the holders as last read (None: not read since start)
 
     # ---------- what a cloud implements ----------
     @abc.abstractmethod
@@ -120,6 +127,21 @@ class CloudProvider(Provider):
         """Fill peer_targets from our VRRP peers' addresses (peer_addresses())."""
 
     # ---------- shared ----------
+    async def _read(self) -> list[str]:
+        self._seen = await self._holders()
+        return self._seen
+
+    async def _read_settled(self) -> list[str]:
+        """The holders after our write: read until they show it, or read_lag has passed."""
+        deadline, pause = time.monotonic() + self.read_lag, 0.1
+        while True:
+            after = await self._read()
+            left = deadline - time.monotonic()
+            if self._ours(after) or left <= 0:
+                return after
+            await asyncio.sleep(min(pause, left))
+            pause *= 2
+
     def peer_addresses(self) -> list[str]:
         peers = [str(p.address) for p in self.ctx.instance.unicast_peers]
         return peers + [str(p) for p in self.discovered if str(p) not in peers]
@@ -129,9 +151,11 @@ class CloudProvider(Provider):
             await self.host_side.start()
 
     async def map_peers_early(self) -> None:
-        """Who our peers are, before a failover needs to know (and the API connection is open)."""
+        """Who our peers are and who holds the VIP, before a failover needs to know (and the API
+        connection is open)."""
         try:
             await reads_answers(self._map_peers)()
+            await reads_answers(self._read)()
         except ProviderError as exc:
             self.ctx.log.warning("%s: cannot look up the peers yet: %s", self.ctx.instance.name, exc)
 
@@ -153,7 +177,7 @@ class CloudProvider(Provider):
 
     @reads_answers
     async def holder(self) -> HolderInfo:
-        return await self._classify(await self._holders())
+        return await self._classify(await self._read())
 
     async def _classify(self, holders: list[str]) -> HolderInfo:
         if self._ours(holders):
@@ -168,30 +192,39 @@ class CloudProvider(Provider):
 
     @reads_answers
     async def take(self) -> bool:
-        # the failover's critical path is three calls: check, write, verify. Who else holds
-        # the VIP matters only when the verification does not find it ours.
-        current = await self._holders()
-        if not self._ours(current):
-            if not await self.still_master():
-                self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
-                return False
-            await self._point_to(self.me)
-            after = await self._holders()
-            verified = HolderInfo(Holder.SELF) if self._ours(after) else await self._classify(after)
-            if verified.holder is Holder.PEER:
-                # a peer claimed right after us: both are master (a partition). The last claim
-                # stands; fighting back would be ping-pong. Reconciliation reports it and the
-                # election settles it when adverts flow again.
-                self.ctx.log.warning("%s: split brain? peer %s claimed the VIP right after us; not fighting",
-                                     self.ctx.instance.name, verified.detail)
-            elif verified.holder is not Holder.SELF:
-                raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
-            else:
-                was = ", ".join(self._named(t) for t in sorted({t for h in current for t in h.split(",") if t}))
-                self.ctx.log.info("%s: %s now points to %s (was %s)", self.ctx.instance.name, self.label,
-                                  self.me, was or "nobody")
+        # the client is served once the cloud routes to us and the host carries the address:
+        # the critical path is the write alone. No read before it when the last one showed the
+        # VIP on another node (only our own write changes that to us); "nobody" is read again
+        # (at start-up that read gives a node about to step down the time to make no claim).
+        # The host takes the address before the write (in a VPC an address draws no traffic
+        # until the cloud routes it); the verification follows, off the client's critical path.
+        seen = self._seen
+        current = seen if seen is not None and any(seen) and not self._ours(seen) else await self._read()
+        if self._ours(current):
+            if self.host_side is not None:
+                await self.host_side.take()
+            return True
+        if not await self.still_master():
+            self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
+            return False
         if self.host_side is not None:
             await self.host_side.take()
+        self._seen = None  # unknown until verified: a failed write is read again next time
+        await self._point_to(self.me)
+        after = await self._read_settled()
+        verified = HolderInfo(Holder.SELF) if self._ours(after) else await self._classify(after)
+        if verified.holder is Holder.PEER:
+            # a peer claimed right after us: both are master (a partition). The last claim
+            # stands; fighting back would be ping-pong. Reconciliation reports it and the
+            # election settles it when adverts flow again.
+            self.ctx.log.warning("%s: split brain? peer %s claimed the VIP right after us; not fighting",
+                                 self.ctx.instance.name, verified.detail)
+        elif verified.holder is not Holder.SELF:
+            raise ProviderError(f"after the move the VIP is still held by {verified.detail or 'nobody'}")
+        else:
+            was = ", ".join(self._named(t) for t in sorted({t for h in current for t in h.split(",") if t}))
+            self.ctx.log.info("%s: %s now points to %s (was %s)", self.ctx.instance.name, self.label,
+                              self.me, was or "nobody")
         return True
 
     async def announce(self) -> None:
@@ -206,6 +239,10 @@ class CloudProvider(Provider):
         if (await self.holder()).holder is not Holder.SELF:
             self.ctx.log.warning("%s: a lower-priority master held the VIP: re-asserting", self.ctx.instance.name)
             await self.take()
+
+    @reads_answers
+    async def observe(self) -> None:
+        await self._read()
 
     async def release(self) -> None:
         if self.host_side is not None:
@@ -231,6 +268,7 @@ class CloudProvider(Provider):
             self.ctx.log.warning("%s: the cloud still points to us but master %s is not known there; its "
                                  "reconciliation will take the VIP", self.ctx.instance.name, master)
             return
+        self._seen = None
         await self._point_to(target)
         self.ctx.log.info("%s: handed the VIP to master %s (%s)", self.ctx.instance.name, master, target)
 
