@@ -7,16 +7,72 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
+from cloudvip.state_machine import master_down_interval
+from cloudvip_lab.cloud_edge import ApiEdge, LabCa
 from cloudvip_lab.daemons import Daemon
+from cloudvip_lab.fabric import Client, Fabric, Route
 from cloudvip_lab.faults import freeze, settle, sole_owner, vrrp_delay, vrrp_loss, vrrp_partition, wait_until
 from cloudvip_lab.netns_services import Forwarder
+from cloudvip_lab.profiles import PROFILES, Profile
 from cloudvip_lab.topology import Topology
 
-__all__ = ["api_faults", "common_faults", "matrix", "run_case", "sole_owner"]
+__all__ = ["Conditions", "api_faults", "common_faults", "conditions", "matrix", "run_case", "sole_owner"]
 
 UNREACHABLE_S = 60  # "the API unreachable for a minute"
+#: CLOUDVIP_FAULT_PROFILE=realistic (`bench/fault_matrix.py --profile realistic`): the cloud as
+#: docs/lab.md describes it, with the documented default intervals (advert 1 s; reconcile 10 s
+#: on AWS, 30 s on Hetzner) and the client's outage per case. CI keeps the instant profile and
+#: short intervals, for time.
+PROFILE = PROFILES[os.environ.get("CLOUDVIP_FAULT_PROFILE", "instant")]
+
+
+@dataclass
+class Conditions:
+    """The cloud a case runs in: its profile, VRRP's pace and, under a realistic profile, the API's
+    TLS edge, the routed data plane and a client measuring the outage."""
+    profile: Profile
+    advert: float
+    reconcile: float
+    edge: ApiEdge | None = None
+    fabric: Fabric | None = None
+    client: Client | None = None
+    settle_limit: float = 40.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mdi(self) -> float:
+        return master_down_interval(3, 90, round(self.advert * 100))
+
+    @property
+    def cloud_extra(self) -> str:
+        return f"        reconcile_interval {self.reconcile:g}\n"
+
+    def env(self) -> dict[str, str]:
+        return self.edge.env() if self.edge is not None else {}
+
+    def watch(self, topo: Topology, vip: str, propagation: float, route: Callable[[], Route], on_host: bool) -> None:
+        """The data plane and a client, under a realistic profile."""
+        if self.profile.name == "instant":
+            return
+        self.fabric = Fabric(topo, vip, propagation, route, on_host)
+        self.client = Client(self.fabric)
+
+    def close(self) -> None:
+        for part in (self.client, self.fabric, self.edge):
+            if part is not None:
+                part.close()
+
+
+def conditions(cloud: str, emulator_port: int, tmp: Path) -> Conditions:
+    if PROFILE.name == "instant":
+        return Conditions(PROFILE, advert=0.1, reconcile={"aws": 1.0, "hetzner": 5.0}[cloud])
+    edge = ApiEdge(emulator_port, PROFILE.rtt, LabCa(tmp / "lab-ca") if PROFILE.tls else None, PROFILE.idle_close)
+    return Conditions(PROFILE, advert=1.0, reconcile={"aws": 10.0, "hetzner": 30.0}[cloud], edge=edge,
+                      settle_limit=150.0)
 
 
 def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object]]:
@@ -36,10 +92,10 @@ def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object
 
 
 def api_faults(forwarder: Forwarder, slow_write: Callable[[float], None],
-               fast_write: Callable[[], None]) -> dict[str, Callable[[Daemon, Daemon], object]]:
+               fast_write: Callable[[], None], mdi: float = 0.365) -> dict[str, Callable[[Daemon, Daemon], object]]:
     """The faults of the cloud API that look the same whatever the cloud: `forwarder` is the
     backup's way to the API, `slow_write(s)` makes the claiming call take s seconds, `fast_write` undoes
-    it (for the calls that start from then on)."""
+    it (for the calls that start from then on); `mdi`: the backup's Master_Down_Interval."""
     def unreachable(a: Daemon, b: Daemon) -> None:
         forwarder.pause()
         a.kill()
@@ -50,24 +106,25 @@ def api_faults(forwarder: Forwarder, slow_write: Callable[[float], None],
         """The backup's claim hangs in the slow API; its agent is restarted meanwhile."""
         slow_write(2.0)
         a.kill()
-        time.sleep(0.8)  # master down detected (0.365 s), the claim under way
+        time.sleep(mdi + 0.45)  # master down detected, the claim under way
         b.kill()
         b.start()
 
     def stale_claim(a: Daemon, b: Daemon) -> None:
         """The backup's slow claim lands after it was killed, and after the master (restarted)
         claimed: the cloud points to a backup, and only the master can undo it."""
-        slow_write(4.0)  # lands well after a restarted agent's claim, however slow its start
+        slow = max(4.0, mdi + 3.5)  # lands well after a restarted agent's claim, however slow its start
+        slow_write(slow)
         mark = len(b.log)
         a.kill()
-        assert wait_until(lambda: "-> MASTER" in b.log[mark:], 5), b.log
-        time.sleep(0.3)  # b's claim is under way: its check, then the 4 s write
-        lands = time.monotonic() + 4.0
+        assert wait_until(lambda: "-> MASTER" in b.log[mark:], mdi + 5), b.log
+        time.sleep(0.3)  # b's claim is under way: the slow write
+        lands = time.monotonic() + slow
         fast_write()
         b.kill()
         mark = len(a.log)
         a.start()
-        assert wait_until(lambda: "-> MASTER" in a.log[mark:], 5), a.log
+        assert wait_until(lambda: "-> MASTER" in a.log[mark:], mdi + 5), a.log
         time.sleep(0.2)  # its own claim (if the cloud does not point to it still) done
         b.start()  # a backup now
         time.sleep(max(0.0, lands - time.monotonic()))  # the fault ends when the dead agent's claim lands
@@ -102,6 +159,29 @@ def matrix(cloud_cases: Sequence[str]) -> list[tuple[str, int]]:
     return [(case, 3 if case.startswith(THREE_NODE_CASES) else 2) for case in [*CASES, *cloud_cases]]
 
 
+def client_outage(cond: Conditions, who: int, began: float) -> str:
+    """"; client outage X s": the longest time the client went unanswered since the fault began,
+    once it is answered by the final owner ("" without a client)."""
+    fabric, client = cond.fabric, cond.client
+    if fabric is None or client is None:
+        return ""
+    name = f"node{who + 1}"
+
+    def answered() -> bool:
+        last = client.last_answer()
+        if last is None or last[1] != name or fabric.applied.node != who:
+            return False
+        reached = fabric.reaches_since(who, began)
+        return reached is None or last[0] > reached
+
+    waited = 30.0 + cond.profile.propagation_for("elastic_ip")
+    if not wait_until(answered, waited):
+        return f"; the client not answered by {name} {waited:.0f} s later"
+    gap = client.outage(began)
+    return f"; client outage {gap[1] - gap[0]:.2f} s" if gap is not None and gap[1] - gap[0] >= 0.05 else \
+        "; client outage none"
+
+
 def claims_allowed(case: str, agents: Sequence[Daemon], log_marks: Sequence[int]) -> int:
     """API writes a case may cost without ping-pong: one per side for a single fault (a
     partition: every node is a side; agents restarted: every node that became master); under
@@ -118,17 +198,21 @@ def claims_allowed(case: str, agents: Sequence[Daemon], log_marks: Sequence[int]
 
 def run_case(cloud: str, case: str, fault: Callable[[Daemon, Daemon], object], agents: Sequence[Daemon],
              owner: Callable[[], int | None], writes: Callable[[], dict[int, int]],
-             record: Callable[[str, object], None]) -> None:
+             record: Callable[[str, object], None], cond: Conditions | None = None) -> None:
     """Apply the fault to the master (agents[0], with agents[1] next in line), wait for one
-    owner, record the settle time and the API writes (per node) as a figure, and check them."""
+    owner, record the settle time and the API writes (per node) as a figure, and check them;
+    under a realistic profile also the client's longest outage from the fault's start."""
     marks = [len(d.log) for d in agents]
+    began = time.monotonic()
     fault(agents[0], agents[1])
     ended = time.monotonic()  # instantaneous faults end at once; the others after their duration
-    who, seconds = settle(owner, agents, ended)
+    who, seconds = settle(owner, agents, ended, limit=cond.settle_limit if cond else 40.0)
     spent = writes()
     per_node = ", ".join(f"node{i + 1}: {n}" for i, n in sorted(spent.items()))
-    record("figure", f"{cloud} [{len(agents)} nodes] {case}: settled {seconds:.2f} s after the fault "
-                     f"ended, on node{who + 1}; API writes {sum(spent.values())} ({per_node})")
+    outage = client_outage(cond, who, began) if cond is not None else ""
+    profile = f" ({cond.profile.name}, advert {cond.advert:g} s)" if cond is not None and cond.client else ""
+    record("figure", f"{cloud}{profile} [{len(agents)} nodes] {case}: settled {seconds:.2f} s after the fault "
+                     f"ended, on node{who + 1}; API writes {sum(spent.values())} ({per_node}){outage}")
     assert sum(spent.values()) <= claims_allowed(case, agents, marks), (spent, [d.log for d in agents])  # no ping-pong
     if case.startswith(("SIGKILL", "SIGTERM", "master link", "API")):
         assert who == 1, [d.log for d in agents]  # the next in line took over

@@ -28,11 +28,11 @@ def sole_owner(cloud_owner: int | None, agents: Sequence[Daemon], vip: str) -> i
 
 
 def settle(owner: Callable[[], int | None], agents: Sequence[Daemon], since: float,
-           hold: float = 1.5) -> tuple[int, float]:
+           hold: float = 1.5, limit: float = SETTLE_LIMIT) -> tuple[int, float]:
     """Wait until one owner holds for `hold` s in a row; (owner, seconds from `since`)."""
     stable_from: float | None = None
     first = -1
-    deadline = since + SETTLE_LIMIT
+    deadline = since + limit
     while time.monotonic() < deadline:
         who, now = owner(), time.monotonic()
         if who is None:
@@ -42,7 +42,7 @@ def settle(owner: Callable[[], int | None], agents: Sequence[Daemon], since: flo
         elif now - stable_from >= hold:
             return who, stable_from - since
         time.sleep(0.05)
-    raise NoSingleOwner(f"no single owner within {SETTLE_LIMIT} s:\n" + "\n".join(d.log[-3000:] for d in agents))
+    raise NoSingleOwner(f"no single owner within {limit} s:\n" + "\n".join(d.log[-3000:] for d in agents))
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:

@@ -60,7 +60,8 @@ def classify(exc: Exception) -> ProviderError:
         return ProviderError(f"{code}: {exc.message}{spent}", retryable=retryable, retry_after=wait,
                              code=str(code))
     if isinstance(exc, RequestException):
-        return ProviderError(f"{type(exc).__name__}: API unreachable")
+        # requests names the URL and the cause, never the headers (the token)
+        return ProviderError(f"{type(exc).__name__}: API unreachable: {str(exc)[:300]}")
     if isinstance(exc, MALFORMED):  # hcloud could not build its objects from the answer
         return unreadable(exc)
     return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)

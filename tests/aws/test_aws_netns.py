@@ -5,6 +5,7 @@ who they are exactly as on EC2."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import dataclass, field
@@ -15,9 +16,12 @@ import pytest
 
 from cloudvip_lab.aws_site import MODES, TAKEOVER_WRITE, AwsSite
 from cloudvip_lab.daemons import VIP, Daemon, instance_block
+from cloudvip_lab import ec2_emulator
 from cloudvip_lab.ec2_emulator import FAULTS, Ec2Server, reset_observations, writes
+from cloudvip_lab.profiles import PROFILES
 from cloudvip_lab.topology import Topology
 
+from ..fault_harness import Conditions
 from ..netns.conftest import needs_root
 from .conftest import Ec2World
 
@@ -33,16 +37,18 @@ class World:
     site: AwsSite
     tmp: Path
     agents: list[Daemon] = field(default_factory=list)
+    cond: Conditions = field(default_factory=lambda: Conditions(PROFILES["instant"], 0.1, 1.0))
 
-    def agent(self, index: int, priority: int, cloud_extra: str = "        reconcile_interval 1\n",
+    def agent(self, index: int, priority: int, cloud_extra: str | None = None,
               unicast: bool = True, mode: str = "secondary_ip") -> Daemon:
         node = self.topo.nodes[index]
         peers = [n for n in self.topo.nodes if n is not node] if unicast else []
         vip = AwsSite.vip_for(mode, VIP)
+        extra = self.cond.cloud_extra if cloud_extra is None else cloud_extra
         conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
-            node, peers, priority=priority, version=3, advert=0.1, multicast=not unicast,
-            vip=f"{vip}/{32 if vip != VIP else 24}", extra=self.site.cloud_block(mode, cloud_extra))
-        daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp).start()
+            node, peers, priority=priority, version=3, advert=self.cond.advert, multicast=not unicast,
+            vip=f"{vip}/{32 if vip != VIP else 24}", extra=self.site.cloud_block(mode, extra))
+        daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp, env=self.cond.env()).start()
         self.agents.append(daemon)
         return daemon
 
@@ -69,23 +75,38 @@ class World:
         return in_cloud and (mode == "elastic_ip" or daemon.has_vip(vip))
 
 
-@pytest.fixture
-def world(ec2: Ec2World, ec2_server: Ec2Server, tmp_path: Path, nodes: int) -> Iterator[World]:
+@contextlib.contextmanager
+def open_world(ec2: Ec2World, ec2_server: Ec2Server, tmp_path: Path, nodes: int,
+               cond: Conditions | None = None) -> Iterator[World]:
+    """Namespaces wired to the emulated EC2 under `cond` (default: instant, advert 0.1 s)."""
     topo = Topology("cvt", nodes).create()
     site: AwsSite | None = None
     w: World | None = None
     try:
-        site = AwsSite(topo, ec2, ec2_server.port)
-        w = World(topo, ec2, site, tmp_path)
+        site = AwsSite(topo, ec2, ec2_server.port, cond.edge if cond else None)
+        w = World(topo, ec2, site, tmp_path) if cond is None else World(topo, ec2, site, tmp_path, cond=cond)
+        if cond is not None:
+            ec2_emulator.CONSISTENCY["window"] = cond.profile.consistency
+            cond.watch(topo, VIP, cond.profile.propagation_for("secondary_ip"),
+                       lambda: site.route("secondary_ip", VIP, ec2_server.ec2_backend()), on_host=True)
         yield w
     finally:
         FAULTS.clear()
+        ec2_emulator.CONSISTENCY["window"] = 0.0
         for d in w.agents if w else []:
             if d.alive:
                 d.kill()
+        if cond is not None:
+            cond.close()
         if site:
             site.close()
         topo.destroy()  # partition rules and everything else live in its namespaces
+
+
+@pytest.fixture
+def world(ec2: Ec2World, ec2_server: Ec2Server, tmp_path: Path, nodes: int) -> Iterator[World]:
+    with open_world(ec2, ec2_server, tmp_path, nodes) as w:
+        yield w
 
 
 def vip_enis(ec2: Ec2World) -> list[str]:

@@ -4,23 +4,33 @@ carries the address and no other live host does; settle time and API writes prin
 
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
 from cloudvip_lab.daemons import Daemon
+from cloudvip_lab.hcloud_emulator import HetznerWorld
 
-from ..fault_harness import api_faults, common_faults, matrix, run_case, sole_owner
-from .test_hetzner_netns import HetznerSite, World, world  # noqa: F401 - the fixture
+from ..fault_harness import api_faults, common_faults, conditions, matrix, run_case, sole_owner
+from .test_hetzner_netns import HetznerSite, World, open_world
 
 MODE = "floating_ip"
+
+
+@pytest.fixture
+def world(hz: HetznerWorld, token_file: str, tmp_path: Path, nodes: int) -> Iterator[World]:
+    """Under CLOUDVIP_FAULT_PROFILE (fault_harness.PROFILE); actions take 0.3 s in the instant profile."""
+    hz.emulator.action_seconds = 0.3
+    with open_world(hz, token_file, tmp_path, nodes, conditions("hetzner", hz.emulator.port, tmp_path), MODE) as w:
+        yield w
 
 
 def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
     emu = w.hz.emulator
     return {
         **api_faults(w.site.forwarders[1], lambda s: emu.delays.__setitem__("assign", s),
-                     lambda: emu.delays.pop("assign", None)),
+                     lambda: emu.delays.pop("assign", None), w.cond.mdi),
         "API 5xx x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("assign", [(503, "unavailable")] * 3),
                                              a.kill()),
         "API 429 x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("assign", [(429, "rate_limit_exceeded")] * 3),
@@ -29,9 +39,8 @@ def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
 
 
 @pytest.mark.parametrize(("case", "nodes"), matrix(["API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL"]))
-def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,  # noqa: F811
+def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,
                                       record_property: Callable[[str, object], None]) -> None:
-    world.hz.emulator.action_seconds = 0.3
     agents = world.cluster(MODE)
     fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
     ids = [s.id for s in world.hz.servers]
@@ -43,4 +52,4 @@ def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,  # no
 
     run_case("hetzner", case, fault, agents, owner,
              lambda: {ids.index(s): n for s, n in world.hz.emulator.writes().items() if s in ids},
-             record_property)
+             record_property, world.cond)

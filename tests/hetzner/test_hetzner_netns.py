@@ -4,6 +4,7 @@ API and its own metadata service on its own 127.0.0.1 (lab/cloudvip_lab/hetzner_
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import pytest
 from cloudvip_lab.daemons import Daemon, instance_block
 from cloudvip_lab.hcloud_emulator import TOKEN, HetznerWorld
 from cloudvip_lab.hetzner_site import MODES, HetznerSite
+from cloudvip_lab.profiles import PROFILES
 from cloudvip_lab.topology import Topology
 
+from ..fault_harness import Conditions
 from ..netns.conftest import needs_root
 
 pytestmark = [needs_root, pytest.mark.netns]
@@ -31,15 +34,16 @@ class World:
     site: HetznerSite
     tmp: Path
     agents: list[Daemon] = field(default_factory=list)
+    cond: Conditions = field(default_factory=lambda: Conditions(PROFILES["instant"], 0.1, 5.0))
 
     def agent(self, index: int, priority: int, mode: str) -> Daemon:
         node = self.topo.nodes[index]
         peers = [n for n in self.topo.nodes if n is not node]
         vip = HetznerSite.vip_for(mode)
         conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
-            node, peers, priority=priority, version=3, advert=0.1, vip=f"{vip}/{24 if mode == 'alias_ip' else 32}",
-            extra=self.site.cloud_block(mode, "        reconcile_interval 5\n"))
-        daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp).start()
+            node, peers, priority=priority, version=3, advert=self.cond.advert,
+            vip=f"{vip}/{24 if mode == 'alias_ip' else 32}", extra=self.site.cloud_block(mode, self.cond.cloud_extra))
+        daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp, env=self.cond.env()).start()
         self.agents.append(daemon)
         return daemon
 
@@ -61,22 +65,36 @@ class World:
         return a, b
 
 
-@pytest.fixture
-def world(hz: HetznerWorld, token_file: str, tmp_path: Path, nodes: int) -> Iterator[World]:
+@contextlib.contextmanager
+def open_world(hz: HetznerWorld, token_file: str, tmp_path: Path, nodes: int, cond: Conditions | None = None,
+               mode: str = "floating_ip") -> Iterator[World]:
+    """Namespaces wired to the Hetzner Cloud API under `cond` (default: instant, advert 0.1 s)."""
     topo = Topology("cvh", nodes).create()
     site: HetznerSite | None = None
     w: World | None = None
     try:
-        site = HetznerSite(topo, hz, token_file)
-        w = World(topo, hz, site, tmp_path)
+        site = HetznerSite(topo, hz, token_file, cond.edge if cond else None)
+        w = World(topo, hz, site, tmp_path) if cond is None else World(topo, hz, site, tmp_path, cond=cond)
+        if cond is not None:
+            hz.emulator.action_seconds = cond.profile.action_seconds
+            cond.watch(topo, HetznerSite.vip_for(mode), cond.profile.propagation_for(mode),
+                       lambda: site.route(mode), on_host=True)
         yield w
     finally:
         for d in w.agents if w else []:
             if d.alive:
                 d.kill()
+        if cond is not None:
+            cond.close()
         if site:
             site.close()
         topo.destroy()
+
+
+@pytest.fixture
+def world(hz: HetznerWorld, token_file: str, tmp_path: Path, nodes: int) -> Iterator[World]:
+    with open_world(hz, token_file, tmp_path, nodes) as w:
+        yield w
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,0 +1,100 @@
+"""The EC2 API as it is, not as an emulator on loopback is: reads that lag writes (eventual
+consistency), HTTPS verified against a CA the SDK is told about, connections kept alive."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from cloudvip.provider import Holder, ProviderError
+from cloudvip_lab import ec2_emulator
+from cloudvip_providers.aws import AwsProvider
+from cloudvip_lab.cloud_edge import ApiEdge, LabCa
+from cloudvip_lab.ec2_emulator import writes
+
+from ..fake_host import run
+from .conftest import Ec2World
+from .test_aws_provider import provider
+
+
+@pytest.fixture
+def lagging_reads() -> Iterator[None]:
+    ec2_emulator.CONSISTENCY["window"] = 1.0
+    try:
+        yield
+    finally:
+        ec2_emulator.CONSISTENCY["window"] = 0.0
+
+
+def test_the_emulator_answers_a_read_as_before_a_write_for_the_window(ec2: Ec2World, lagging_reads: None) -> None:
+    assert ec2.vip_enis("198.51.100.100") == []
+    ec2.client.assign_private_ip_addresses(NetworkInterfaceId=ec2.enis[0], PrivateIpAddresses=["198.51.100.100"])
+    assert ec2.vip_enis("198.51.100.100") == []  # the same read, right after the write: the old answer
+    ec2_emulator._stale_until[0] = 0.0  # the window has passed
+    assert ec2.vip_enis("198.51.100.100") == [ec2.enis[0]]
+
+
+def test_a_read_lagging_our_write_is_neither_a_split_brain_nor_a_reason_to_write_again(
+        ec2: Ec2World, lagging_reads: None, caplog: pytest.LogCaptureFixture) -> None:
+    """node2 takes over from node1 (a peer): its verification reads node1 for about a second
+    after its write. It waits that out: one write, no split brain, no error."""
+    a, _ = provider(ec2, 0, peer="198.51.100.12")
+    b, host_b = provider(ec2, 1, peer="198.51.100.11")
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        await a.take()
+        ec2_emulator._stale_until[0] = 0.0
+        assert (await b.holder()).holder is Holder.PEER  # b knows node1 holds it: no read before its write
+        with ec2_emulator._lock:
+            ec2_emulator.CALLS.clear()  # the answers given so far stay: they are what lags
+        assert await b.take() is True
+
+    with caplog.at_level(logging.INFO):
+        run(go())
+    assert writes() == {ec2.enis[1]: 1}
+    assert host_b.addresses == {"198.51.100.100"}
+    assert "split brain" not in caplog.text
+    assert "now points to" in caplog.text
+    calls = [c.action for c in ec2_emulator.CALLS]
+    assert calls[0] == "AssignPrivateIpAddresses"  # the write first: nothing read on the critical path
+    assert calls.count("DescribeNetworkInterfaces") >= 2  # the stale read, then the one that shows ours
+
+
+def test_the_sdk_verifies_the_endpoint_against_the_ca_it_is_given(
+        ec2: Ec2World, ec2_server: ec2_emulator.Ec2Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS with the lab's CA: trusted only through AWS_CA_BUNDLE (verification is never off),
+    and one TLS handshake for many calls (the connection stays open between them)."""
+    ca = LabCa(tmp_path / "ca")
+    edge = ApiEdge(ec2_server.port, ca=ca, idle_close=60)
+    assert edge.front is not None
+
+    def tls_provider() -> AwsProvider:
+        a, _ = provider(ec2, 0)
+        a.settings = dataclasses.replace(a.settings, endpoint=f"https://127.0.0.1:{edge.port}")
+        return a
+
+    async def take(p: AwsProvider, reads: int = 0) -> None:
+        await p.start()
+        for _ in range(reads):
+            await p.holder()
+        await p.take()
+
+    try:
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+        with pytest.raises(ProviderError, match="(?i)certificate|ssl"):
+            run(take(tls_provider()))
+        assert writes() == {}
+
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(ca.ca_file))
+        before = edge.front.handshakes
+        run(take(tls_provider(), reads=3))
+        assert writes() == {ec2.enis[0]: 1}
+        assert edge.front.handshakes - before == 1
+    finally:
+        edge.close()
