@@ -9,6 +9,7 @@ server ids; check, write, verify and the split-brain rules are CloudProvider's.
 from __future__ import annotations
 
 import asyncio
+import time
 import os
 from ipaddress import ip_address, ip_network
 from typing import Any, Callable, TypeVar
@@ -83,6 +84,7 @@ class HetznerProvider(CloudProvider):
         self._hc: Any = None
         self._fip_id = 0
         self._network = 0
+        self._action_took = 0.0  # seconds the last action we waited for ran
 
     # ---------- start: discovery and client ----------
     async def start(self) -> None:
@@ -200,11 +202,19 @@ class HetznerProvider(CloudProvider):
     async def _finished(self, action: Any) -> None:
         """Poll the action every poll_interval until it is no longer running (our own loop, not
         hcloud's: a sleep here is cancelled with the operation when its deadline passes)."""
+        started = time.monotonic()
         while action.status == "running":
             await asyncio.sleep(self.settings.poll_interval)
             await self._call(action.reload)
         if action.status != "success":
             raise ProviderError(f"action {action.command} {action.status}: {action.error}")
+        self._action_took = time.monotonic() - started
+
+    def handover_grace(self) -> float:
+        """Also twice the last action we waited for: a master's claim runs as an action about
+        that long, the floating IP pointing to us meanwhile; handing it over then would be a
+        second write (or a 423 `locked` while the claim runs)."""
+        return max(super().handover_grace(), 2 * self._action_took)
 
     async def _map_peers(self) -> None:
         peers = set(self.peer_addresses())

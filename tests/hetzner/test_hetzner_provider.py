@@ -243,3 +243,18 @@ def test_an_action_that_never_finishes_ends_at_the_operation_deadline(hz: Hetzne
     # the host took the address before the write (it draws no traffic until the cloud routes it
     # there): the client is served as soon as the move lands, and the mover retries the move
     assert host.addresses == {FLOATING_VIP if mode == "floating_ip" else ALIAS_VIP}
+
+
+def test_a_hand_over_waits_out_the_actions_a_claim_takes(hz: HetznerWorld, token_file: str) -> None:
+    """A node that stepped down hands the floating IP to the master only after the master's own
+    claim had time to land: twice the actions it has seen run (here 1.2 s), not just 1.5 s
+    (in the realistic lab a 2 s action: the hand-over was a second write, or a 423)."""
+    a, _ = provider(hz, 0, token_file)
+    hz.emulator.action_seconds = 1.2
+
+    async def go() -> None:
+        await a.start()
+        await a.take()
+
+    run(go())
+    assert a.handover_grace() >= 2.4
