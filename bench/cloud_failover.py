@@ -20,9 +20,10 @@ notify scripts as keepalived_script), its keepalived.conf free of cloudvip keywo
 block in the companion file: `cloudvip notify` runs as keepalived_script (the system Python, for
 the pyenv one under /root is closed to that user), or keepalived writes its notify_fifo.
 
-Two nodes in namespaces (VRRPv3, advert_int 0.1 unless --advert). Each run kills or stops the
-master (node1), waits for the client to be answered by node2, then node1 comes back, preempts,
-and the client is answered by it again before the next run.
+Two nodes in namespaces (VRRPv3, advert_int 0.1 unless --advert). Each run kills the master
+node (node1: SIGKILL of its daemons and its link down) or stops its daemons (SIGTERM: the VRRP
+daemon resigns with priority 0 and removes the address), waits for the client to be answered by
+node2, then node1 comes back, preempts, and the client is answered by it again before the next run.
 
     python bench/cloud_failover.py --cloud aws|hetzner [--runs 20] [--profile realistic|instant]
 Needs root, keepalived; aws: boto3 + moto (dev extra) and awscli (installed into .venv-awscli
@@ -231,8 +232,9 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) 
                     raise RuntimeError(f"{kind}: {exc}\n{master.log[-3000:]}\n{backup.log[-3000:]}") from None
                 time.sleep(0.5 + random.random() * wire["advert"])  # settled; at some phase of the advert
                 fault = time.monotonic()
-                if scenario == "SIGKILL":
+                if scenario == "SIGKILL":  # the node dies: its daemons, and its link (its echo service)
                     master.kill()
+                    topo.set_link(n1, False)
                 else:
                     master.term()
                 try:
@@ -240,12 +242,16 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) 
                 except RuntimeError as exc:
                     raise RuntimeError(f"{kind} {scenario}: {exc}\n{backup.log[-3000:]}") from None
                 master.drop_vip(f"{cloud.vip}/32")
+                topo.set_link(n1, True)
+                run.fabric.restore_routes()
                 started = time.monotonic()
                 master.start()  # comes back, preempts and claims: the next run starts from node1 again
             print(f"  {kind}: {i + 1}/{count}", end="\r", flush=True)
     finally:
         master.kill()
         backup.kill()
+        topo.set_link(n1, True)
+        run.fabric.restore_routes()
         master.drop_vip(f"{cloud.vip}/32")
         backup.drop_vip(f"{cloud.vip}/32")
     return out
@@ -300,7 +306,7 @@ def report(args: argparse.Namespace, cloud: EmulatedCloud, results: Results) -> 
         for scenario, rows in by_scenario.items():
             cells = []
             for part in PARTS:
-                _, med, p95 = stats([r[part] * 1000 for r in rows])
+                _, med, p95 = stats([r[part] for r in rows])
                 cells.append(f"{med / 1000:6.3f} / {p95 / 1000:6.3f}")
             print(f"{label[kind]:<40} {scenario:<11} " + " ".join(f"{c:>15}" for c in cells))
     cs = round(args.advert * 100)
@@ -308,13 +314,13 @@ def report(args: argparse.Namespace, cloud: EmulatedCloud, results: Results) -> 
     action = cloud.profile.action_seconds if args.cloud == "hetzner" else 0.0
     if "cloudvip" in results:
         for scenario, bound in (("SIGKILL", mdi), ("priority 0", skew)):
-            med = stats([r["outage"] * 1000 for r in results["cloudvip"][scenario]])[1] / 1000
+            med = stats([r["outage"] for r in results["cloudvip"][scenario]])[1] / 1000
             goal = bound + action + prop + cloud.profile.rtt + 0.05
             print(f"goal, cloudvip {scenario}: median {med:.3f} s <= {'MDI' if scenario == 'SIGKILL' else 'Skew_Time'}"
                   f" {bound:.3f}{f' + action {action:g}' if action else ''} + propagation {prop:g} + RTT "
                   f"{cloud.profile.rtt:g} + 0.05 = {goal:.3f} s: {'met' if med <= goal else 'NOT met'}")
             if "keepalived" in results:
-                k = stats([r["outage"] * 1000 for r in results["keepalived"][scenario]])[1] / 1000
+                k = stats([r["outage"] for r in results["keepalived"][scenario]])[1] / 1000
                 print(f"  keepalived + {tool} script {scenario}: median {k:.3f} s; cloudvip better by {k - med:.3f} s")
 
 

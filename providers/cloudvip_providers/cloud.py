@@ -132,12 +132,13 @@ class CloudProvider(Provider):
         return self._seen
 
     async def _read_settled(self) -> list[str]:
-        """The holders after our write: read until they show it, or read_lag has passed."""
+        """The holders after our write: read until they show it, or read_lag has passed, or we
+        are no longer master (a peer's claim after ours is then no split brain)."""
         deadline, pause = time.monotonic() + self.read_lag, 0.1
         while True:
             after = await self._read()
             left = deadline - time.monotonic()
-            if self._ours(after) or left <= 0:
+            if self._ours(after) or left <= 0 or not self.ctx.wanted():
                 return after
             await asyncio.sleep(min(pause, left))
             pause *= 2
@@ -212,6 +213,13 @@ class CloudProvider(Provider):
         self._seen = None  # unknown until verified: a failed write is read again next time
         await self._point_to(self.me)
         after = await self._read_settled()
+        if not self._ours(after) and not self.ctx.wanted():
+            # we stepped down while our claim settled (nodes starting together are all master for
+            # a moment): the new master's claim stands, and our host gives the address back
+            self.ctx.log.info("%s: no longer master while the claim settled: no claim", self.ctx.instance.name)
+            if self.host_side is not None:
+                await self.host_side.release()
+            return False
         verified = HolderInfo(Holder.SELF) if self._ours(after) else await self._classify(after)
         if verified.holder is Holder.PEER:
             # a peer claimed right after us: both are master (a partition). The last claim

@@ -3,8 +3,10 @@ consistency), HTTPS verified against a CA the SDK is told about, connections kep
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -98,3 +100,32 @@ def test_the_sdk_verifies_the_endpoint_against_the_ca_it_is_given(
         assert edge.front.handshakes - before == 1
     finally:
         edge.close()
+
+
+def test_a_node_that_steps_down_while_its_claim_settles_gives_the_claim_up(
+        ec2: Ec2World, lagging_reads: None, caplog: pytest.LogCaptureFixture) -> None:
+    """Nodes starting together are all master for a moment: node2 claims, hears node1 and steps
+    down while its reads still lag its write. Its take ends there (no claim: node1's stands),
+    its host gives the address back, and no split brain is logged."""
+    a, _ = provider(ec2, 0, peer="198.51.100.12")
+    b, host_b = provider(ec2, 1, peer="198.51.100.11")
+    wanted = {"b": True}
+    b.ctx.wanted = lambda: wanted["b"]
+
+    async def go() -> tuple[bool, float]:
+        await a.start()
+        await b.start()
+        await a.take()
+        ec2_emulator._stale_until[0] = 0.0
+        await b.holder()
+        started = time.monotonic()
+        claim = asyncio.create_task(b.take())
+        await asyncio.sleep(0.3)
+        wanted["b"] = False  # node1's advert heard
+        return await claim, time.monotonic() - started
+
+    with caplog.at_level(logging.INFO):
+        took, seconds = run(go())
+    assert took is False and host_b.addresses == set()
+    assert seconds < 0.9  # it stopped reading when it stepped down, not after the read lag
+    assert "split brain" not in caplog.text
