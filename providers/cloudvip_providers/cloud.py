@@ -197,8 +197,9 @@ class CloudProvider(Provider):
         # the critical path is the write alone. No read before it when the last one showed the
         # VIP on another node (only our own write changes that to us); "nobody" is read again
         # (at start-up that read gives a node about to step down the time to make no claim).
-        # The host takes the address before the write (in a VPC an address draws no traffic
-        # until the cloud routes it); the verification follows, off the client's critical path.
+        # The host takes the address with the write, not after its verification (in a VPC an
+        # address draws no traffic until the cloud routes it); the verification follows, off
+        # the client's critical path.
         seen = self._seen
         current = seen if seen is not None and any(seen) and not self._ours(seen) else await self._read()
         if self._ours(current):
@@ -208,10 +209,12 @@ class CloudProvider(Provider):
         if not await self.still_master():
             self.ctx.log.info("%s: no longer master: no claim", self.ctx.instance.name)
             return False
-        if self.host_side is not None:
-            await self.host_side.take()
         self._seen = None  # unknown until verified: a failed write is read again next time
-        await self._point_to(self.me)
+        # the host's address (netlink, gratuitous ARP: some 25 ms) while the write is on the wire
+        moves = [self._point_to(self.me)] + ([self.host_side.take()] if self.host_side is not None else [])
+        for result in await asyncio.gather(*moves, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
         after = await self._read_settled()
         if not self._ours(after) and not self.ctx.wanted():
             # we stepped down while our claim settled (nodes starting together are all master for
