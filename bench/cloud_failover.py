@@ -169,7 +169,8 @@ class NodeDaemons:
 
     @property
     def log(self) -> str:
-        return "\n".join(d.log for d in self.daemons)
+        """The end of each daemon's log (the companion's too, not only keepalived's)."""
+        return "\n".join(f"--- {d.kind} on {d.node.name}:\n{d.log[-2500:]}" for d in self.daemons)
 
 
 class Run:
@@ -229,7 +230,7 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) 
                 try:
                     run.served(0, started)
                 except RuntimeError as exc:
-                    raise RuntimeError(f"{kind}: {exc}\n{master.log[-3000:]}\n{backup.log[-3000:]}") from None
+                    raise RuntimeError(f"{kind}: {exc}\n{master.log}\n{backup.log}") from None
                 time.sleep(0.5 + random.random() * wire["advert"])  # settled; at some phase of the advert
                 fault = time.monotonic()
                 if scenario == "SIGKILL":  # the node dies: its daemons, and its link (its echo service)
@@ -240,7 +241,7 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) 
                 try:
                     out[scenario].append(run.split(fault, 1))
                 except RuntimeError as exc:
-                    raise RuntimeError(f"{kind} {scenario}: {exc}\n{backup.log[-3000:]}") from None
+                    raise RuntimeError(f"{kind} {scenario}: {exc}\n{backup.log}") from None
                 master.drop_vip(f"{cloud.vip}/32")
                 topo.set_link(n1, True)
                 run.fabric.restore_routes()

@@ -163,9 +163,11 @@ class Companion:
             if carries != (said is State.MASTER):
                 log.info("%s: keepalived said %s but %s the VIP: following the host (events out of order)",
                          inst.name, said.value, "carries" if carries else "does not carry")
-            if carries != mover.desired:
+            if carries != mover.desired or (carries and mover.actual is False):
                 # stepped down for a master (BACKUP): after a partition the cloud may still point to us,
-                # and that master may never hear us to re-assert; hand it over when we know who it is
+                # and that master may never hear us to re-assert; hand it over when we know who it is.
+                # Carrying it with no claim held: a claim made while keepalived did not carry the VIP
+                # yet (or no longer) made none; make it now
                 mover.want(carries, yield_to=sole_peer(inst) if said is State.BACKUP else None)
             said = State.MASTER if carries else State.BACKUP
 

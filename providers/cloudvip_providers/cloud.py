@@ -1,4 +1,5 @@
-"""What every cloud provider does the same way, whatever its API: check, write, verify;
+"""What every cloud provider does the same way, whatever its API: write (after a read unless
+the last one showed the VIP on another node), verify through reads that may lag the write;
 telling a peer from a stranger; no fight in a split brain; handing the VIP over.
 
 A subclass names the cloud-side targets (an ENI, a server id) and implements three calls:

@@ -43,8 +43,7 @@ def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,
     fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
 
     def owner() -> int | None:
-        enis = world.ec2.vip_enis(VIP)
-        return sole_owner(world.ec2.enis.index(enis[0]) if len(enis) == 1 else None, agents, VIP)
+        return sole_owner(world.owner_in_cloud(), agents, VIP)
 
     run_case("aws", case, fault, agents, owner,
              lambda: {world.ec2.enis.index(e): n for e, n in writes().items() if e in world.ec2.enis},

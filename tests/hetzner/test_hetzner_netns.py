@@ -54,7 +54,8 @@ class World:
     def cluster(self, mode: str) -> list[Daemon]:
         """An agent on every node (priorities 100, 90, 80...), once node 1 holds the VIP."""
         agents = [self.agent(i, 100 - 10 * i, mode) for i in range(len(self.topo.nodes))]
-        assert self.topo.wait_for(lambda: self.holds(mode, 0, agents[0]), 10, 0.05), "".join(d.log for d in agents)
+        assert self.topo.wait_for(lambda: self.holds(mode, 0, agents[0]), 10 + 3 * self.cond.mdi, 0.05), \
+            "".join(d.log for d in agents)
         time.sleep(0.5)  # past VRRP's start-up race (all may claim once); count writes from here
         assert self.holds(mode, 0, agents[0]), "".join(d.log for d in agents)
         self.hz.emulator.calls.clear()

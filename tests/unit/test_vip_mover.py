@@ -49,6 +49,9 @@ class FakeProvider(Provider):
         self.yielded_to = master
         await self._op("yield_to")
 
+    async def observe(self) -> None:
+        await self._op("observe")
+
     def handover_grace(self) -> float:
         return self.grace
 
@@ -293,6 +296,25 @@ def test_reconcile_is_idle_while_not_holding() -> None:
         await m.stop()
         return m.stats.reasserts
     assert run(go()) == 0
+
+
+def test_a_backup_observes_the_cloud_every_reconcile_interval_and_a_holder_does_not() -> None:
+    """A backup reads the cloud each round (its API connection stays open for a takeover);
+    while holding, the round is the ownership check instead."""
+    async def go() -> tuple[int, int]:
+        p = FakeProvider()
+        p.reconcile_interval = 0.02
+        m = mover(p)
+        await asyncio.sleep(0.15)
+        as_backup = p.calls.count("observe")
+        m.want(True)
+        await m.settle(1)
+        p.calls.clear()
+        await asyncio.sleep(0.15)
+        await m.stop()
+        return as_backup, p.calls.count("observe")
+    as_backup, as_holder = run(go())
+    assert as_backup >= 4 and as_holder == 0
 
 
 def test_reconcile_reasserts_against_a_stranger() -> None:
