@@ -202,6 +202,10 @@ def run_case(cloud: str, case: str, fault: Callable[[Daemon, Daemon], object], a
     """Apply the fault to the master (agents[0], with agents[1] next in line), wait for one
     owner, record the settle time and the API writes (per node) as a figure, and check them;
     under a realistic profile also the client's longest outage from the fault's start."""
+    if cond is not None and cond.client is not None and cond.fabric is not None:
+        client, fabric = cond.client, cond.fabric
+        served = wait_until(lambda: fabric.applied.node == 0 and (client.last_answer() or (0.0, ""))[1] == "node1", 30)
+        assert served, "the client is not served by node1 before the fault"  # the data plane follows, then the fault
     marks = [len(d.log) for d in agents]
     began = time.monotonic()
     fault(agents[0], agents[1])
@@ -217,4 +221,8 @@ def run_case(cloud: str, case: str, fault: Callable[[Daemon, Daemon], object], a
     if case.startswith(("SIGKILL", "SIGTERM", "master link", "API")):
         assert who == 1, [d.log for d in agents]  # the next in line took over
     if case.startswith("stale claim"):
-        assert who == 0 and "(a stale claim?): re-asserting" in agents[0].log, [d.log for d in agents]
+        # the master overrules the dead node's claim; with 3 nodes a third node that was master
+        # meanwhile may hand the VIP to it first (seen with advert 1 s)
+        corrected = "(a stale claim?): re-asserting" in agents[0].log or \
+            any("handed the VIP to master" in d.log for d in agents[2:])
+        assert who == 0 and corrected, [d.log for d in agents]

@@ -117,12 +117,12 @@ class Fabric:
             out["sock"] = s
             ready.set()
             name = f"node{node.index + 1}".encode()
-            while True:
+            while s.fileno() != -1:
                 try:
                     data, peer = s.recvfrom(512)
                     s.sendto(data + b" " + name, peer)
-                except OSError:
-                    return
+                except OSError:  # no route back while the node's link is down: answer the next one
+                    continue
 
         ready = threading.Event()
         threading.Thread(target=serve, daemon=True).start()
@@ -192,14 +192,17 @@ class Fabric:
                 pending.append((now + self.propagation, route))
                 with self._lock:
                     self.changed_at.append((now, route))
-            while pending and pending[0][0] <= now:
-                _, route = pending.pop(0)
-                self._program(route)
-                where = "nowhere" if route.node is None else f"node{route.node + 1}"
-                self.note(f"data plane: the VIP now reaches {where}")
-            if self.on_host and now - last_check >= 0.5:
-                last_check = now
-                self._check_hosts()
+            try:
+                while pending and pending[0][0] <= now:
+                    _, route = pending.pop(0)
+                    self._program(route)
+                    where = "nowhere" if route.node is None else f"node{route.node + 1}"
+                    self.note(f"data plane: the VIP now reaches {where}")
+                if self.on_host and now - last_check >= 0.5:
+                    last_check = now
+                    self._check_hosts()
+            except (OSError, RuntimeError, ValueError) as exc:  # an `ip` or `nft` call failed: said, and on
+                self.note(f"data plane: {exc}")
 
     def _check_hosts(self) -> None:
         """Report when a node begins to carry the VIP without getting its traffic, or the cloud
