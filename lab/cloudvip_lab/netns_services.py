@@ -125,6 +125,7 @@ class Forwarder:
         except OSError:
             client.close()
             return
+        upstream.settimeout(None)  # the connect's timeout would end a kept-alive connection idle 5 s
         for s in (client, upstream):  # relay each segment at once (no Nagle delay on the hop)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._open = [s for s in self._open if s.fileno() != -1] + [client, upstream]
