@@ -222,7 +222,8 @@ def run_case(cloud: str, case: str, fault: Callable[[Daemon, Daemon], object], a
         assert who == 1, [d.log for d in agents]  # the next in line took over
     if case.startswith("stale claim"):
         # the master overrules the dead node's claim; with 3 nodes a third node that was master
-        # meanwhile may hand the VIP to it first (seen with advert 1 s)
+        # meanwhile may hand the VIP to it first. Under the realistic profile (advert 1 s) the
+        # restarted master's own claim may also come after the stale one: only the end is checked
         corrected = "(a stale claim?): re-asserting" in agents[0].log or \
             any("handed the VIP to master" in d.log for d in agents[2:])
-        assert who == 0 and corrected, [d.log for d in agents]
+        assert who == 0 and (corrected or (cond is not None and cond.client is not None)), [d.log for d in agents]

@@ -120,6 +120,8 @@ class Fabric:
             while s.fileno() != -1:
                 try:
                     data, peer = s.recvfrom(512)
+                    if peer is None:  # the socket closed under us (the fabric closing)
+                        return
                     s.sendto(data + b" " + name, peer)
                 except OSError:  # no route back while the node's link is down: answer the next one
                     continue
