@@ -182,13 +182,14 @@ class Run:
         self.client = Client(self.fabric)
 
     def served(self, want: int, since: float, timeout: float = 30) -> float:
-        """When the client was first answered by node `want` after the data plane sent it there."""
+        """When the client was first answered by node `want` after `since`, the data plane
+        sending the VIP there (since then, or already)."""
         name = f"node{want + 1}"
 
         def first() -> float | None:
-            reached = self.fabric.reaches_since(want, since)
-            if reached is None:
+            if self.fabric.applied.node != want:
                 return None
+            reached = self.fabric.reaches_since(want, since) or since  # or it went there before
             return next((t for t, who in self.client.served_by(reached) if who == name), None)
 
         if self.topo.wait_for(lambda: first() is not None, timeout, 0.01) is None:
