@@ -226,6 +226,7 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) 
         alone = time.monotonic()
         backup.start()  # first, and the cloud pointing to it, as a running pair would be: two nodes
         run.served(1, alone)  # claiming at once at start-up is no failover (a Hetzner action answers 423)
+        time.sleep(cloud.profile.action_seconds + 0.5)  # its own claim's action over, if the cloud was its already
         started = time.monotonic()
         master.start()
         for i in range(count):
