@@ -157,6 +157,8 @@ class NodeDaemons:
 
     def kill(self) -> None:
         self.daemons[-1].kill()  # every process in the namespace: the whole node
+        for d in self.daemons[:-1]:
+            d.kill()  # reaped, and its socket removed (a killed daemon leaves it behind)
 
     def term(self) -> None:
         """SIGTERM: the VRRP daemon resigns (priority 0), then the companion stops."""

@@ -78,13 +78,15 @@ class LabCa:
         return {"AWS_CA_BUNDLE": str(self.ca_file), "REQUESTS_CA_BUNDLE": str(self.ca_file)}
 
 
-def _close(*socks: socket.socket) -> None:
+def shut_down(*socks: socket.socket, close: bool = True) -> None:
+    """Shut both directions of each socket down (the peer sees the end at once), and close it."""
     for s in socks:
         try:
             s.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        s.close()
+        if close:
+            s.close()
 
 
 def delayed_pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
@@ -105,7 +107,7 @@ def delayed_pump(src: socket.socket, dst: socket.socket, delay: float) -> None:
         except OSError:
             pass
         finally:
-            _close(src, dst)
+            shut_down(src, dst)
 
     threading.Thread(target=deliver, daemon=True).start()
     try:
@@ -168,7 +170,7 @@ class TlsFront:
         except OSError:  # idle too long (a timeout), or the client went away
             pass
         finally:
-            _close(client)
+            shut_down(client)
 
     def _forward(self, request: bytes) -> bytes:
         """One request to the emulator on a connection of its own (werkzeug, under moto, closes

@@ -15,8 +15,6 @@ reported when they happen.
 
 from __future__ import annotations
 
-import ctypes
-import os
 import select
 import socket
 import subprocess
@@ -26,22 +24,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import Callable
 
+from .netns_services import enter_netns
 from .topology import Node, Topology, ip
 
-CLONE_NEWNET = 0x40000000
 ROUTER_IP, CLIENT_NET, CLIENT_IP, CLIENT_GW = "198.51.100.1", "192.0.2.0/24", "192.0.2.10", "192.0.2.1"
 ECHO_PORT = 7007
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def enter_netns(ns: str) -> None:
-    """Move the calling thread into namespace `ns` (setns is per thread)."""
-    fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns}")
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,20 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from .cloud_edge import delayed_pump
+from .cloud_edge import delayed_pump, shut_down
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def enter_netns(ns: str) -> None:
+    """Move the calling thread into namespace `ns` (setns is per thread)."""
+    fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+    finally:
+        os.close(fd)
 
 
 def listen_in_netns(ns: str, port: int) -> socket.socket:
@@ -27,12 +37,7 @@ def listen_in_netns(ns: str, port: int) -> socket.socket:
 
     def enter_and_bind() -> None:
         try:
-            fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns {ns}")
-            finally:
-                os.close(fd)
+            enter_netns(ns)
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))
@@ -57,12 +62,8 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
     except OSError:
         pass
     finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        src.close()  # each direction's pump closes what it read from
+        shut_down(dst, close=False)
+        shut_down(src)  # each direction's pump closes what it read from
 
 
 class Forwarder:
@@ -92,11 +93,7 @@ class Forwarder:
 
     @staticmethod
     def _cut(sockets: list[socket.socket]) -> None:
-        for s in sockets:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_down(*sockets, close=False)
         sockets.clear()
 
     def resume(self) -> None:

@@ -4,10 +4,12 @@ and `cloudvip lab --cloud ...` (the realistic profile) prints the client's outag
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
 import time
+from typing import Callable, Iterator
 
 import pytest
 
@@ -24,57 +26,59 @@ def answered_by(client: Client, since: float, until: float) -> set[str | None]:
     return {who for t, who in client.served_by(since) if t <= until}
 
 
-def test_traffic_goes_only_to_the_clouds_owner_and_only_after_propagation() -> None:
-    cloud = {"route": Route(None)}
+@contextlib.contextmanager
+def data_plane(vip: str, propagation: float, route: Callable[[], Route],
+               on_host: bool = True) -> Iterator[tuple[Topology, Fabric, Client]]:
+    """Two nodes, the cloud's router following `route`, a client behind it."""
     with Topology("cvdp", 2) as topo:
-        fabric = Fabric(topo, VIP, 0.5, lambda: cloud["route"])
+        fabric = Fabric(topo, vip, propagation, route, on_host)
         client = Client(fabric)
         try:
-            n1, n2 = topo.nodes
-            ip("-n", n1.name, "addr", "add", f"{VIP}/24", "dev", "eth0")  # node1 carries it; the cloud: nobody
-            time.sleep(0.3)
-            assert answered_by(client, 0, time.monotonic()) == {None}  # no ARP shortcut to node1
-
-            cloud["route"] = Route(0)
-            changed = time.monotonic()
-            assert topo.wait_for(lambda: client.last_answer() is not None, 3) is not None
-            first = next(t for t, who in client.served_by(changed) if who == "node1")
-            assert 0.45 <= first - changed < 1.0  # the data plane followed the cloud after propagation
-
-            cloud["route"] = Route(1)  # the cloud sends it to node2, which does not carry it yet
-            changed = time.monotonic()
-            time.sleep(1.0)
-            late = answered_by(client, changed + 0.6, time.monotonic())
-            assert late == {None}  # dropped at node2; node1 still carries it and gets nothing
-            text = "\n".join(e for _, e in fabric.take_events())
-            assert "node1 carries 198.51.100.100 but the cloud sends it elsewhere: it gets no traffic" in text
-            assert "the cloud sends 198.51.100.100 to node2, which does not carry it: dropped there" in text
-
-            ip("-n", n2.name, "addr", "add", f"{VIP}/24", "dev", "eth0")
-            fixed = time.monotonic()
-            time.sleep(0.3)
-            assert answered_by(client, fixed + 0.1, time.monotonic()) == {"node2"}
+            yield topo, fabric, client
         finally:
             client.close()
             fabric.close()
+
+
+def test_traffic_goes_only_to_the_clouds_owner_and_only_after_propagation() -> None:
+    cloud = {"route": Route(None)}
+    with data_plane(VIP, 0.5, lambda: cloud["route"]) as (topo, fabric, client):
+        n1, n2 = topo.nodes
+        ip("-n", n1.name, "addr", "add", f"{VIP}/24", "dev", "eth0")  # node1 carries it; the cloud: nobody
+        time.sleep(0.3)
+        assert answered_by(client, 0, time.monotonic()) == {None}  # no ARP shortcut to node1
+
+        cloud["route"] = Route(0)
+        changed = time.monotonic()
+        assert topo.wait_for(lambda: client.last_answer() is not None, 3) is not None
+        first = next(t for t, who in client.served_by(changed) if who == "node1")
+        assert 0.45 <= first - changed < 1.0  # the data plane followed the cloud after propagation
+
+        cloud["route"] = Route(1)  # the cloud sends it to node2, which does not carry it yet
+        changed = time.monotonic()
+        time.sleep(1.0)
+        late = answered_by(client, changed + 0.6, time.monotonic())
+        assert late == {None}  # dropped at node2; node1 still carries it and gets nothing
+        text = "\n".join(e for _, e in fabric.take_events())
+        assert "node1 carries 198.51.100.100 but the cloud sends it elsewhere: it gets no traffic" in text
+        assert "the cloud sends 198.51.100.100 to node2, which does not carry it: dropped there" in text
+
+        ip("-n", n2.name, "addr", "add", f"{VIP}/24", "dev", "eth0")
+        fixed = time.monotonic()
+        time.sleep(0.3)
+        assert answered_by(client, fixed + 0.1, time.monotonic()) == {"node2"}
 
 
 def test_an_elastic_ip_is_translated_to_the_associated_node() -> None:
     eip = "203.0.113.50"
     cloud = {"route": Route(1, translate=True)}
-    with Topology("cvdp", 2) as topo:
-        fabric = Fabric(topo, eip, 0.0, lambda: cloud["route"], on_host=False)
-        client = Client(fabric)
-        try:
-            assert topo.wait_for(lambda: client.last_answer() is not None, 3) is not None
-            assert client.last_answer()[1] == "node2"  # type: ignore[index]
-            cloud["route"] = Route(0, translate=True)
-            moved = time.monotonic()
-            time.sleep(0.3)
-            assert answered_by(client, moved + 0.1, time.monotonic()) == {"node1"}
-        finally:
-            client.close()
-            fabric.close()
+    with data_plane(eip, 0.0, lambda: cloud["route"], on_host=False) as (topo, _, client):
+        assert topo.wait_for(lambda: client.last_answer() is not None, 3) is not None
+        assert client.last_answer()[1] == "node2"  # type: ignore[index]
+        cloud["route"] = Route(0, translate=True)
+        moved = time.monotonic()
+        time.sleep(0.3)
+        assert answered_by(client, moved + 0.1, time.monotonic()) == {"node1"}
 
 
 @pytest.mark.parametrize("cloud", ["aws", "hetzner"])
