@@ -50,7 +50,7 @@ from common import stats  # noqa: E402
 from cloudvip.state_machine import master_down_interval, skew_time  # noqa: E402
 from cloudvip_lab.cloud_demo import Aws, EmulatedCloud, Hetzner  # noqa: E402
 from cloudvip_lab.daemons import Daemon, instance_block  # noqa: E402
-from cloudvip_lab.fabric import Client, Fabric  # noqa: E402
+from cloudvip_lab.fabric import Client, Fabric, first_answer, outage_parts  # noqa: E402
 from cloudvip_lab.hardened_keepalived import ScriptUser, SecureDir, notify_wrapper, write_pair_files  # noqa: E402
 from cloudvip_lab.profiles import PROFILES  # noqa: E402
 from cloudvip_lab.topology import Node, Topology  # noqa: E402
@@ -183,34 +183,19 @@ class Run:
         self.fabric = Fabric(topo, cloud.vip, cloud.profile.propagation_for(cloud.mode), cloud.route, cloud.on_host)
         self.client = Client(self.fabric)
 
-    def served(self, want: int, since: float, timeout: float = 30) -> float:
-        """When the client was first answered by node `want` after `since`, the data plane
-        sending the VIP there (since then, or already)."""
-        name = f"node{want + 1}"
-
-        def first() -> float | None:
-            if self.fabric.applied.node != want:
-                return None
-            reached = self.fabric.reaches_since(want, since) or since  # or it went there before
-            return next((t for t, who in self.client.served_by(reached) if who == name), None)
-
-        if self.topo.wait_for(lambda: first() is not None, timeout, 0.01) is None:
-            raise RuntimeError(f"the client was not answered by {name} within {timeout} s")
-        found = first()
-        assert found is not None
-        return found
+    def served(self, want: int, since: float, timeout: float = 30) -> None:
+        """Wait until the client is answered by node `want` after `since` (fabric.first_answer)."""
+        if self.topo.wait_for(lambda: first_answer(self.fabric, self.client, want, since) is not None,
+                              timeout, 0.01) is None:
+            raise RuntimeError(f"the client was not answered by node{want + 1} within {timeout} s")
 
     def split(self, since: float, want: int) -> dict[str, float]:
-        """The client's outage after `since` and its parts (see the module's docstring)."""
+        """The client's outage after `since` and its parts (fabric.outage_parts)."""
         self.served(want, since)
-        gap = self.client.outage(since)
-        if gap is None:
+        parts = outage_parts(self.fabric, self.client, str(self.topo.nodes[want].ip), want, since)
+        if parts is None:
             raise RuntimeError("no answer after the fault")
-        last_ok, first_ok, _ = gap
-        master = self.fabric.first_advert(str(self.topo.nodes[want].ip), since) or last_ok
-        changed = next((t for t, r in self.fabric.changed_at if t >= since and r.node == want), master)
-        return {"outage": first_ok - last_ok, "detection": master - last_ok, "api": changed - master,
-                "propagation": first_ok - changed}
+        return parts
 
     def close(self) -> None:
         self.client.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,7 +41,6 @@ class Conditions:
     fabric: Fabric | None = None
     client: Client | None = None
     settle_limit: float = 40.0
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def mdi(self) -> float:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .cloud_edge import ApiEdge, LabCa
 from .daemons import VIP, Daemon, instance_block
 from .demo import Lab, run_lab
-from .fabric import Client, Fabric, Route
+from .fabric import Client, Fabric, Route, first_answer, outage_parts
 from .profiles import INSTANT, PROFILES, SOURCES, Profile
 from .topology import Topology
 
@@ -283,40 +283,29 @@ class CloudLab(Lab):
             print(f"[{t - self.t0:6.2f}s] {text}", flush=True)
 
     def served(self, want: int, since: float) -> bool:
-        """Wait until the data plane sends the VIP to node `want` (after `since`) and the client
-        is answered by it; say so if it is not."""
-        name = f"node{want + 1}"
+        """Wait until the data plane sends the VIP to node `want` and the client is answered by
+        it after `since`; say so if it is not."""
         timeout = self.cloud.profile.propagation_for(self.cloud.mode) + 15
-
-        def answered() -> bool:
-            reached = self.fabric.reaches_since(want, since)
-            answer = self.prober.last_answer()
-            return reached is not None and answer is not None and answer[0] > reached and answer[1] == name
-
-        done = self.topo.wait_for(answered, timeout, 0.01)
+        done = self.topo.wait_for(lambda: first_answer(self.fabric, self.prober, want, since) is not None,
+                                  timeout, 0.01)
         self.data_plane_lines()
         if done is None:
-            self.say(f"the client is not answered by {name} {timeout:.0f} s later")
+            self.say(f"the client is not answered by node{want + 1} {timeout:.0f} s later")
         return done is not None
 
     def client_outage(self, since: float, want: int, split: bool = True) -> bool:
         """Once the client is answered by node `want`, print its outage since `since`; `split`:
-        into detection (until the new master's first advert), API (until the cloud's state
-        changed) and propagation (until the client was answered)."""
+        into detection, API and propagation (fabric.outage_parts)."""
         if not self.served(want, since):
             return False
-        gap = self.prober.outage(since)
-        if gap is None or gap[1] - gap[0] < 0.05:
+        parts = outage_parts(self.fabric, self.prober, str(self.topo.nodes[want].ip), want, since)
+        if parts is None or parts["outage"] < 0.05:
             self.say("client outage: none (every request answered)")
-            return True
-        last_ok, first_ok, _ = gap
-        if not split:
-            self.say(f"client outage: {first_ok - last_ok:.3f} s")
-            return True
-        master = self.fabric.first_advert(str(self.topo.nodes[want].ip), since - 0.5) or last_ok
-        changed = next((t for t, r in self.fabric.changed_at if t >= since - 0.5 and r.node == want), master)
-        self.say(f"client outage: {first_ok - last_ok:.3f} s (detection {master - last_ok:.3f}, "
-                 f"API {changed - master:.3f}, propagation {first_ok - changed:.3f})")
+        elif not split:
+            self.say(f"client outage: {parts['outage']:.3f} s")
+        else:
+            self.say(f"client outage: {parts['outage']:.3f} s (detection {parts['detection']:.3f}, "
+                     f"API {parts['api']:.3f}, propagation {parts['propagation']:.3f})")
         return True
 
     def elect(self, what: str) -> bool:

@@ -292,3 +292,27 @@ class Client:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
+
+
+def first_answer(fabric: Fabric, client: Client, want: int, since: float) -> float | None:
+    """When the client was first answered by node `want` after `since`, the data plane sending
+    the VIP there (since then, or already); None if not (yet)."""
+    if fabric.applied.node != want:
+        return None
+    reached = fabric.reaches_since(want, since) or since
+    name = f"node{want + 1}"
+    return next((t for t, who in client.served_by(reached) if who == name), None)
+
+
+def outage_parts(fabric: Fabric, client: Client, master_ip: str, want: int, since: float) -> dict[str, float] | None:
+    """The client's longest outage after `since`, split into detection (its last answer -> the
+    new master's first advert), api (-> the cloud's state names node `want`) and propagation
+    (-> its first answer); they add up to `outage`. None if no request went unanswered."""
+    gap = client.outage(since)
+    if gap is None:
+        return None
+    last_ok, first_ok, _ = gap
+    master = fabric.first_advert(master_ip, since) or last_ok
+    changed = next((t for t, r in fabric.changed_at if t >= since and r.node == want), master)
+    return {"outage": first_ok - last_ok, "detection": master - last_ok, "api": changed - master,
+            "propagation": first_ok - changed}
