@@ -44,6 +44,13 @@ class AwsSite:
         return (f"    cloud aws {{\n        mode {mode}\n{specific}        endpoint {self.edge.scheme}://127.0.0.1:{EC2_PORT}\n"
                 f"        imds_endpoint http://127.0.0.1:{IMDS_PORT}\n{extra}    }}\n")
 
+    def holder_eni(self, mode: str, vip: str) -> list[str]:
+        """Where the cloud sends the VIP in `mode`: the ENIs, [] if nowhere."""
+        if mode == "secondary_ip":
+            return self.world.vip_enis(vip)
+        eni = self.world.eip_eni() if mode == "elastic_ip" else self.world.route_eni(vip)
+        return [eni] if eni else []
+
     def remove_in_cloud(self, mode: str, vip: str, eni: str) -> None:
         """Someone removes the VIP from `eni` in the cloud behind the agents' back."""
         client = self.world.client

@@ -386,6 +386,17 @@ class Ec2World:
             Filters=[{"Name": "addresses.private-ip-address", "Values": [vip]}])["NetworkInterfaces"]
         return [ni["NetworkInterfaceId"] for ni in found]
 
+    def eip_eni(self) -> str:
+        """The ENI the Elastic IP is associated with ('' if none) (elastic_ip mode)."""
+        addrs = self.client.describe_addresses(AllocationIds=[self.allocation_id])["Addresses"]
+        return str(addrs[0].get("NetworkInterfaceId", "")) if addrs else ""
+
+    def route_eni(self, vip: str = OVERLAY_VIP) -> str:
+        """The ENI the route table sends `vip`/32 to ('' if no route) (route_table mode)."""
+        table = self.client.describe_route_tables(RouteTableIds=[self.route_table])["RouteTables"][0]
+        route: dict[str, Any] = next((r for r in table["Routes"] if r.get("DestinationCidrBlock") == f"{vip}/32"), {})
+        return str(route.get("NetworkInterfaceId", ""))
+
 
 def build_world(server: Ec2Server, addresses: tuple[str, ...] = ("198.51.100.11", "198.51.100.12")) -> Ec2World:
     """A fresh emulated EC2 with one instance per address (the lab namespaces use the same ones)."""
