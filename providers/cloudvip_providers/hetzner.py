@@ -177,8 +177,9 @@ class HetznerProvider(CloudProvider):
 
         hc = self._hc
         if self.settings.mode == "floating_ip":
+            sent = time.monotonic()
             action = await self._call(hc.floating_ips.assign, FloatingIP(id=self._fip_id), Server(id=int(target)))
-            await self._finished(action)
+            await self._finished(action, sent)
             return
         # an alias IP belongs to one server at a time: shrink the holder's list, then grow ours
         vips = {str(v.address) for v in self.ctx.instance.vips}
@@ -195,20 +196,22 @@ class HetznerProvider(CloudProvider):
 
         async with _ALIAS_LOCKS.setdefault((server_id, self._network), asyncio.Lock()):
             server = await self._call(self._hc.servers.get_by_id, server_id)
+            sent = time.monotonic()
             action = await self._call(self._hc.servers.change_alias_ips, server, Network(id=self._network),
                                       change(self._alias_ips(server)))
-            await self._finished(action)
+            await self._finished(action, sent)
 
-    async def _finished(self, action: Any) -> None:
+    async def _finished(self, action: Any, sent: float) -> None:
         """Poll the action every poll_interval until it is no longer running (our own loop, not
-        hcloud's: a sleep here is cancelled with the operation when its deadline passes)."""
-        started = time.monotonic()
+        hcloud's: a sleep here is cancelled with the operation when its deadline passes). `sent`:
+        when the request that started it left; the action runs from the API's receipt, not from
+        its answer, so the time taken counts from there."""
         while action.status == "running":
             await asyncio.sleep(self.settings.poll_interval)
             await self._call(action.reload)
         if action.status != "success":
             raise ProviderError(f"action {action.command} {action.status}: {action.error}")
-        self._action_took = time.monotonic() - started
+        self._action_took = time.monotonic() - sent
 
     def handover_grace(self) -> float:
         """Also twice the last action we waited for: a master's claim runs as an action about
