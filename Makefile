@@ -88,7 +88,7 @@ lowest: $(LOWEST)
 test: $(STAMP) $(CHECKOV) sysdeps keepalived24 lowest
 	$(VENV)/bin/ruff check -q cloudvip providers lab tests bench
 	$(VENV)/bin/mypy
-	@CLOUDVIP_KEEPALIVED24=$(KA24) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@CLOUDVIP_KEEPALIVED24=$(KA24) $(PY) -m pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	for u in systemd/*.service; do \
 	  systemd-analyze security --offline=yes $$u 2>/dev/null | grep -a "Overall exposure" || true; done; \
