@@ -218,6 +218,20 @@ def override(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import logs
+    from .doctor.findings import exit_code, render, to_json
+    from .doctor.run import Options, diagnose
+
+    logs.setup("error" if args.json else "warning")
+    findings = asyncio.run(diagnose(Path(args.file), args.config_id,
+                                    Options(listen=args.listen, control_socket=args.socket)))
+    print(to_json(findings) if args.json else render(findings))
+    return exit_code(findings)
+
+
 def lab(args: argparse.Namespace) -> int:
     """The lab is not in the product: it is the cloudvip-lab distribution (lab/ in the source)."""
     try:
@@ -288,6 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--undo", action="store_true", help="remove the override")
         p.add_argument("--socket", default=None, help="the agent's control socket (default: derived from -f)")
         p.set_defaults(func=override)
+    doc = sub.add_parser("doctor", help="pre-flight checks: host, firewall, cloud permissions, peers; changes "
+                                        "nothing", description="Check everything a failover needs, before the "
+                                        "first real outage. Reads the config like `run`; makes no change anywhere "
+                                        "(no cloud write, no address, no advert). Exit 1 when a check failed.")
+    _config_args(doc)
+    doc.add_argument("--json", action="store_true", help="the findings as JSON")
+    doc.add_argument("--no-listen", dest="listen", action="store_false",
+                     help="do not listen for the peers' adverts (three advert intervals)")
+    doc.add_argument("--socket", default=None, help="a running agent's control socket (default: derived from -f)")
+    doc.set_defaults(func=doctor)
     demo = sub.add_parser("lab", help="show a real failover in throw-away network namespaces (root)")
     demo.add_argument("--nodes", type=int, default=3, choices=[2, 3])
     demo.add_argument("--cloud", choices=["aws", "hetzner"], default=None,

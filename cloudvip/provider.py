@@ -26,6 +26,7 @@ from .config.diagnostics import Diagnostic, Diagnostics, Severity
 from .config.model import GlobalDefs, IPAddress, VrrpInstance
 
 if TYPE_CHECKING:
+    from .doctor.findings import Finding
     from .hostnet import HostNetwork
 
 T = TypeVar("T")
@@ -135,6 +136,27 @@ class Provider(abc.ABC):
 
     async def close(self) -> None:
         """Release resources (not the VIPs: the agent calls release() first)."""
+
+    #: the instance metadata service this provider asks (`cloudvip doctor` checks the host
+    #: firewall lets it through); None: none
+    metadata_url: str | None = None
+
+    async def doctor(self) -> list[Finding]:
+        """`cloudvip doctor`'s checks of this provider, each finding with its fix: read-only (no
+        write to the cloud, no address added). The default: start() works. A cloud overrides it
+        with its own (identity, permissions, the VIP's resources) and calls doctor_start()."""
+        return (await self.doctor_start())[0]
+
+    async def doctor_start(self) -> tuple[list[Finding], bool]:
+        """start() as a finding: whether it worked, and what to do when not."""
+        from .doctor.findings import fail, ok
+
+        name = self.ctx.instance.name
+        try:
+            await within_deadline(self, "start", self.start())
+        except ProviderError as exc:
+            return [fail(name, f"{self.name} start", str(exc), "see the checks above and the cloud block")], False
+        return [ok(name, f"{self.name} start", "ready: what a takeover needs was found")], True
 
 
 async def within_deadline(provider: Provider, what: str, operation: Awaitable[T]) -> T:
