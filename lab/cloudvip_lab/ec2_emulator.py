@@ -46,6 +46,9 @@ MUTATING = ("AssignPrivateIpAddresses", "AssociateAddress", "ReplaceRoute", "Cre
 #: errors the next calls of an action get, in order, e.g.
 #: FAULTS["AssignPrivateIpAddresses"] = [("RequestLimitExceeded", 503), ("InternalError", 500)]
 FAULTS: dict[str, list[tuple[str, int]]] = {}
+#: what the instance role may not do, as IAM would refuse it: every call of these actions (a dry
+#: run too) answers UnauthorizedOperation; "SimulatePrincipalPolicy" denies the simulation itself
+DENIED: set[str] = set()
 #: seconds every call of an action takes, e.g. DELAYS["AssignPrivateIpAddresses"] = 2.0 (a slow API)
 DELAYS: dict[str, float] = {}
 #: eventual consistency: for CONSISTENCY["window"] seconds after a successful write, a Describe*
@@ -92,6 +95,7 @@ def reset_observations() -> None:
         _stale.clear()
     FAULTS.clear()
     DELAYS.clear()
+    DENIED.clear()
 
 
 def _read_key(action: str, querystring: dict[str, Any]) -> str:
@@ -121,9 +125,35 @@ def _written() -> None:
         _stale_until[0] = time.monotonic() + CONSISTENCY["window"]
 
 
-def _error_body(code: str) -> str:
+def _error_body(code: str, message: str = "injected by the test") -> str:
     return (f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>{code}</Code>"
-            f"<Message>injected by the test</Message></Error></Errors><RequestID>test</RequestID></Response>")
+            f"<Message>{message}</Message></Error></Errors><RequestID>test</RequestID></Response>")
+
+
+def _iam_answer(action: str, qs: dict[str, Any]) -> tuple[int, dict[str, str], str] | None:
+    """What IAM decides before the service runs a call: a denial, a dry run's verdict (for every
+    action: moto ignores DryRun on some, e.g. ReplaceRoute, and would make the change), or the
+    policy simulation (moto has none)."""
+    xml = {"Content-Type": "text/xml"}
+    if action == "SimulatePrincipalPolicy":
+        if action in DENIED:
+            return 403, xml, ("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not "
+                              "authorized to perform: iam:SimulatePrincipalPolicy</Message></Error></ErrorResponse>")
+        names = [v[0] for k, v in sorted(qs.items()) if k.startswith("ActionNames.member.")]
+        resources = [v[0] for k, v in sorted(qs.items()) if k.startswith("ResourceArns.member.")] or ["*"]
+        members = "".join(
+            f"<member><EvalActionName>{n}</EvalActionName><EvalResourceName>{r}</EvalResourceName><EvalDecision>"
+            f"{'implicitDeny' if n.split(':')[-1] in DENIED else 'allowed'}</EvalDecision><MatchedStatements/>"
+            f"<MissingContextValues/></member>" for n in names for r in resources)
+        return 200, xml, ("<SimulatePrincipalPolicyResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">"
+                          f"<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated><EvaluationResults>"
+                          f"{members}</EvaluationResults></SimulatePrincipalPolicyResult><ResponseMetadata>"
+                          "<RequestId>lab</RequestId></ResponseMetadata></SimulatePrincipalPolicyResponse>")
+    if action in DENIED:
+        return 403, xml, _error_body("UnauthorizedOperation", "You are not authorized to perform this operation.")
+    if qs.get("DryRun") == ["true"]:
+        return 412, xml, _error_body("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+    return None
 
 
 def _all_private_ips(eni: Any) -> list[str]:
@@ -156,6 +186,10 @@ def _observe_calls() -> None:
                 code, status = pending.pop(0)
                 return (status, {"Content-Type": "text/xml"}, _error_body(code))
             qs = getattr(self, "querystring", {})
+            answer = _iam_answer(action, qs)
+            if answer is not None:
+                status = answer[0]
+                return answer
             result = (_consistent_read(action, qs, lambda: original(self)) if action in READS
                       else original(self))
             status = int(result[0]) if isinstance(result, tuple) else 200
@@ -399,16 +433,23 @@ class Ec2World:
 
 
 def build_world(server: Ec2Server, addresses: tuple[str, ...] = ("198.51.100.11", "198.51.100.12")) -> Ec2World:
-    """A fresh emulated EC2 with one instance per address (the lab namespaces use the same ones)."""
+    """A fresh emulated EC2 with one instance per address (the lab namespaces use the same ones),
+    set up as the Terraform examples do: the pair's security group lets VRRP (protocol 112) in
+    from its members, IMDSv2 is required with hop limit 2."""
     server.reset()
     client = server.client()
     vpc = client.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
     subnet = client.create_subnet(VpcId=vpc, CidrBlock=SUBNET_CIDR)["Subnet"]["SubnetId"]
     image = client.describe_images()["Images"][0]["ImageId"]
+    group = client.create_security_group(GroupName="cloudvip-pair", Description="the HA pair", VpcId=vpc)["GroupId"]
+    client.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "112", "FromPort": -1, "ToPort": -1, "UserIdGroupPairs": [{"GroupId": group}]}])
     instances, enis = [], []
     for ip in addresses:
         inst = client.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
-                                    SubnetId=subnet, PrivateIpAddress=ip)["Instances"][0]
+                                    SubnetId=subnet, PrivateIpAddress=ip, SecurityGroupIds=[group],
+                                    MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 2},
+                                    )["Instances"][0]
         instances.append(inst["InstanceId"])
         enis.append(inst["NetworkInterfaces"][0]["NetworkInterfaceId"])
     allocation = client.allocate_address(Domain="vpc")["AllocationId"]

@@ -144,17 +144,20 @@ def imds_handler(identity: Callable[[], dict[str, str]]) -> type[BaseHTTPRequest
         def log_message(self, *args: object) -> None:
             pass
 
-        def _send(self, code: int, body: str = "") -> None:
+        def _send(self, code: int, body: str = "", headers: dict[str, str] | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body.encode())
 
         def do_PUT(self) -> None:  # noqa: N802
-            if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds", "")
+            if self.path == "/latest/api/token" and ttl.isdigit() and 1 <= int(ttl) <= 21600:
                 token = os.urandom(16).hex()
                 tokens.add(token)
-                self._send(200, token)
+                self._send(200, token, {"X-aws-ec2-metadata-token-ttl-seconds": ttl})
             else:
                 self._send(400)
 

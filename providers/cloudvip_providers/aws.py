@@ -14,6 +14,7 @@ from typing import Any
 
 from cloudvip.blocking import run_blocking
 from cloudvip.config.model import IPAddress
+from cloudvip.doctor.findings import Finding
 from cloudvip.provider import ProviderContext, ProviderError
 
 from . import aws_settings
@@ -65,6 +66,8 @@ class AwsProvider(CloudProvider):
         self.peer_refresh = settings.peer_refresh if settings.peer_tag else None
         self.target: Target | None = None
         self._ec2: Any = None
+        if not (settings.instance_id and settings.eni and settings.region):
+            self.metadata_url = Imds(settings.imds_endpoint).endpoint
 
     # ---------- start: discovery and client ----------
     async def start(self) -> None:
@@ -124,6 +127,11 @@ class AwsProvider(CloudProvider):
     @property
     def vips(self) -> list[str]:
         return [str(v.address) for v in self.ctx.instance.vips if v.address.version == 4]
+
+    async def doctor(self) -> list[Finding]:
+        from .aws_doctor import AwsDoctor, in_container
+
+        return await AwsDoctor(self, in_container()).run()
 
     # ---------- the cloud side: ENIs ----------
     @reads_answers

@@ -38,10 +38,13 @@ class Imds:
         self._token: str | None = None
 
     def _request(self, method: str, path: str, headers: dict[str, str]) -> str:
+        return self._exchange(method, path, headers)[0]
+
+    def _exchange(self, method: str, path: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
         req = urllib.request.Request(f"{self.endpoint}/latest/{path}", method=method, headers=headers)
         try:
             with open_direct(req, self.timeout) as resp:
-                return str(resp.read().decode())
+                return str(resp.read().decode()), dict(getattr(resp, "headers", {}).items())
         except urllib.error.HTTPError as exc:
             raise ImdsError(f"IMDS {method} {path}: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -57,6 +60,14 @@ class Imds:
                     raise
                 return None  # IMDSv1: no token header
         return self._token
+
+    def token_ttl(self) -> int | None:
+        """A fresh IMDSv2 token's TTL as the service granted it (raises ImdsError when there is no
+        token: IMDSv2 unreachable, e.g. one hop too far for the hop limit)."""
+        token, headers = self._exchange("PUT", "api/token", {"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL)})
+        self._token = token
+        ttl = {k.lower(): v for k, v in headers.items()}.get("x-aws-ec2-metadata-token-ttl-seconds", "")
+        return int(ttl) if ttl.isdigit() else None
 
     def get(self, path: str) -> str:
         token = self.token()
