@@ -8,6 +8,10 @@ covers them: see shared notes, cloud-facts).
 - GET /v1/floating_ips, GET /v1/floating_ips/{id}
 - POST /v1/floating_ips/{id}/actions/assign {"server"} (moves it directly) and .../unassign
 - GET /v1/networks/{id}, GET /v1/actions/{id} and /v1/{resource}/actions/{id}
+- PUT /v1/floating_ips/{id}, PUT /v1/networks/{id}: name, description and labels updated (an
+  empty body changes nothing)
+Servers sit in a location (a datacenter there), floating IPs have a home location; both with
+the location's network zone. `read_only_tokens` read but answer any write 403 `forbidden`.
 Actions start `running` and take effect when they finish (`action_seconds` later) as `success`.
 Errors are `{"error": {"code", "message"}}`: 401 `unauthorized`, 404 `not_found`, 409 `conflict`,
 423 `locked` (a new action on a resource whose action still runs), 429 `rate_limit_exceeded`.
@@ -24,9 +28,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from typing import Any, Callable
 
 RATE_LIMIT = 3600
+#: Hetzner's locations and their network zones
+LOCATIONS = {"fsn1": ("Falkenstein", "DE", "eu-central"), "nbg1": ("Nuremberg", "DE", "eu-central"),
+             "hel1": ("Helsinki", "FI", "eu-central"), "ash": ("Ashburn, VA", "US", "us-east"),
+             "hil": ("Hillsboro, OR", "US", "us-west"), "sin": ("Singapore", "SG", "ap-southeast")}
 
 
 @dataclass
@@ -37,6 +46,7 @@ class Server:
     labels: dict[str, str] = field(default_factory=dict)
     private: dict[int, tuple[str, list[str]]] = field(default_factory=dict)  # network -> (ip, alias_ips)
     mac: str = "86:00:00:00:00:01"
+    location: str = "fsn1"
 
 
 @dataclass
@@ -45,6 +55,9 @@ class FloatingIp:
     ip: str
     type: str  # ipv4 | ipv6
     server: int | None = None
+    home_location: str = "fsn1"
+    name: str = ""
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class _Action:
 class HcloudEmulator:
     def __init__(self, token: str = "test-token", action_seconds: float = 0.0) -> None:
         self.token, self.action_seconds = token, action_seconds
+        self.read_only_tokens: set[str] = set()
         self.servers: dict[int, Server] = {}
         self.floating_ips: dict[int, FloatingIp] = {}
         self.networks: dict[int, str] = {}  # id -> ip_range
@@ -147,7 +161,10 @@ class HcloudEmulator:
     # ---------- JSON shapes (what hcloud-python parses) ----------
     def _server_json(self, s: Server) -> dict[str, Any]:
         return {"id": s.id, "name": s.name, "status": "running", "created": "2026-01-01T00:00:00+00:00",
-                "labels": s.labels, "server_type": None, "datacenter": None, "image": None, "iso": None,
+                "labels": s.labels, "server_type": None, "image": None, "iso": None,
+                "datacenter": {"id": 1, "name": f"{s.location}-dc1", "description": f"{s.location} DC 1",
+                               "location": _location_json(s.location),
+                               "server_types": {"supported": [], "available": [], "available_for_migration": []}},
                 "public_net": {"ipv4": {"id": s.id, "ip": s.public_ip, "blocked": False, "dns_ptr": "x"},
                                "ipv6": None, "firewalls": [],
                                "floating_ips": [f.id for f in self.floating_ips.values() if f.server == s.id]},
@@ -158,11 +175,9 @@ class HcloudEmulator:
                 "outgoing_traffic": 0, "ingoing_traffic": 0, "included_traffic": 0, "placement_group": None}
 
     def _fip_json(self, f: FloatingIp) -> dict[str, Any]:
-        return {"id": f.id, "name": f"fip-{f.id}", "description": None, "ip": f.ip, "type": f.type,
-                "server": f.server, "dns_ptr": [{"ip": f.ip, "dns_ptr": "x"}],
-                "home_location": {"id": 1, "name": "fsn1", "description": "Falkenstein DC Park 1",
-                                  "country": "DE", "city": "Falkenstein", "latitude": 50.47612,
-                                  "longitude": 12.370071, "network_zone": "eu-central"},
+        return {"id": f.id, "name": f.name or f"fip-{f.id}", "description": f.description, "ip": f.ip,
+                "type": f.type, "server": f.server, "dns_ptr": [{"ip": f.ip, "dns_ptr": "x"}],
+                "home_location": _location_json(f.home_location),
                 "blocked": False, "protection": {"delete": False}, "labels": {},
                 "created": "2026-01-01T00:00:00+00:00"}
 
@@ -221,9 +236,15 @@ class HcloudEmulator:
         if op == "list_floating_ips":
             return 200, {"floating_ips": [self._fip_json(f) for f in self.floating_ips.values()],
                          "meta": _one_page(len(self.floating_ips))}, None
-        if op == "get_network" and key in self.networks:
+        if op == "update_floating_ip" and key in self.floating_ips:
+            f = self.floating_ips[key]
+            f.name, f.description = body.get("name", f.name), body.get("description", f.description)
+            return 200, {"floating_ip": self._fip_json(f)}, None
+        if op in ("get_network", "update_network") and key in self.networks:
             return 200, {"network": {
-                "id": key, "name": f"net-{key}", "ip_range": self.networks[key], "subnets": [], "routes": [],
+                "id": key, "name": f"net-{key}", "ip_range": self.networks[key], "routes": [],
+                "subnets": [{"type": "cloud", "ip_range": self.networks[key], "network_zone": "eu-central",
+                             "gateway": str(next(ip_network(self.networks[key]).hosts())), "vswitch_id": None}],
                 "servers": [x.id for x in self.servers.values() if key in x.private], "load_balancers": [],
                 "protection": {"delete": False}, "labels": {}, "created": "2026-01-01T00:00:00+00:00",
                 "expose_routes_to_vswitch": False}}, None
@@ -291,9 +312,14 @@ class HcloudEmulator:
                 path = self.path.split("?", 1)[0]
                 server = None
                 with emu.lock:
-                    if self.headers.get("Authorization") != f"Bearer {emu.token}":
+                    auth = self.headers.get("Authorization", "")
+                    read_only = auth in {f"Bearer {t}" for t in emu.read_only_tokens}
+                    if auth != f"Bearer {emu.token}" and not read_only:
                         op, status, payload = "auth", 401, _error("unauthorized", "unable to authenticate")
                         ok, headers = emu._rate_headers(spend=False)
+                    elif read_only and method != "GET":
+                        op, status, payload = "forbidden", 403, _error("forbidden", "insufficient permissions")
+                        ok, headers = emu._rate_headers(spend=True)
                     else:
                         try:
                             body = json.loads(raw) if raw else {}
@@ -334,6 +360,9 @@ class HcloudEmulator:
             def do_POST(self) -> None:  # noqa: N802
                 self._serve("POST")
 
+            def do_PUT(self) -> None:  # noqa: N802
+                self._serve("PUT")
+
         return Handler
 
 
@@ -345,7 +374,9 @@ ROUTES = [("POST", re.compile(r"/v1/servers/(\d+)/actions/change_alias_ips"), "c
           ("GET", re.compile(r"/v1/servers"), "list_servers"),
           ("GET", re.compile(r"/v1/floating_ips/(\d+)"), "get_floating_ip"),
           ("GET", re.compile(r"/v1/floating_ips"), "list_floating_ips"),
-          ("GET", re.compile(r"/v1/networks/(\d+)"), "get_network")]
+          ("GET", re.compile(r"/v1/networks/(\d+)"), "get_network"),
+          ("PUT", re.compile(r"/v1/floating_ips/(\d+)"), "update_floating_ip"),
+          ("PUT", re.compile(r"/v1/networks/(\d+)"), "update_network")]
 
 
 def _operation(method: str, path: str) -> tuple[str, re.Match[str] | None]:
@@ -354,6 +385,12 @@ def _operation(method: str, path: str) -> tuple[str, re.Match[str] | None]:
         if verb == method and m:
             return op, m
     return "unknown", None
+
+
+def _location_json(name: str) -> dict[str, Any]:
+    city, country, zone = LOCATIONS[name]
+    return {"id": sorted(LOCATIONS).index(name) + 1, "name": name, "description": f"{city} DC Park 1",
+            "country": country, "city": city, "latitude": 0.0, "longitude": 0.0, "network_zone": zone}
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

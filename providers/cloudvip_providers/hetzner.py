@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from cloudvip.blocking import run_blocking
 from cloudvip.config.model import IPAddress
+from cloudvip.doctor.findings import Finding
 from cloudvip.private_files import PrivateFileError, read_private
 from cloudvip.provider import ProviderContext, ProviderError
 
@@ -85,6 +86,8 @@ class HetznerProvider(CloudProvider):
         self._fip_id = 0
         self._network = 0
         self._action_took = 0.0  # seconds the last action we waited for ran
+        if settings.server_id is None or (settings.mode == "alias_ip" and settings.network is None):
+            self.metadata_url = settings.metadata_endpoint
 
     # ---------- start: discovery and client ----------
     async def start(self) -> None:
@@ -218,6 +221,11 @@ class HetznerProvider(CloudProvider):
         that long, the floating IP pointing to us meanwhile; handing it over then would be a
         second write (or a 423 `locked` while the claim runs)."""
         return max(super().handover_grace(), 2 * self._action_took)
+
+    async def doctor(self) -> list[Finding]:
+        from .hetzner_doctor import HetznerDoctor
+
+        return await HetznerDoctor(self).run()
 
     async def _map_peers(self) -> None:
         peers = set(self.peer_addresses())
