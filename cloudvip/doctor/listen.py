@@ -100,7 +100,12 @@ def peer_findings(h: Heard, peers: list[IPAddress], local_state: str | None, car
     elif not peers and not h.by_source:
         out.append(warn(name, "peer", f"no advert on the multicast group in {secs}",
                         "a cloud network carries no multicast: list the other nodes as unicast_peer"))
-    if masters and carries_vip and local_state != "MASTER":
+    if masters and local_state == "MASTER":
+        out.append(fail(name, "split brain", f"this node is master and so is {', '.join(map(str, masters))}: "
+                        "they do not hear each other (or one ignores the other's adverts)",
+                        "see the firewall and peer checks on both nodes; the same virtual_router_id, "
+                        "version and authentication on both"))
+    elif masters and carries_vip and local_state != "MASTER":
         who = ", ".join(map(str, masters))
         out.append(fail(name, "vip", f"this host carries the VIP while {who} is master: two nodes answer for it",
                         "stop whatever added it here (another keepalived?) and remove it: "
