@@ -118,11 +118,22 @@ class Aws(EmulatedCloud):
         self.world = build_world(self.server, tuple(str(n.ip) for n in topo.nodes))
         CONSISTENCY["window"] = self.profile.consistency
         self.site = AwsSite(topo, self.world, self.server.port, self.edge(self.server.port, workdir))
+        if self.mode == "route_table":  # as the Terraform example sets it: traffic routed to the VIP is accepted
+            for eni in self.world.enis:
+                self.world.client.modify_network_interface_attribute(NetworkInterfaceId=eni,
+                                                                     SourceDestCheck={"Value": False})
         return [f"instance {self.world.instances[i]}, ENI {self.world.enis[i]} (found through IMDSv2)"
                 for i in range(len(topo.nodes))]
 
     def cloud_block(self, i: int) -> str:
         return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
+
+    def env(self) -> dict[str, str]:
+        from .aws_site import EC2_PORT
+
+        # `cloudvip doctor` asks STS and IAM (the policy simulation) where it asks EC2
+        api = f"{self.site.edge.scheme}://127.0.0.1:{EC2_PORT}"
+        return super().env() | {"AWS_ENDPOINT_URL_STS": api, "AWS_ENDPOINT_URL_IAM": api}
 
     def route(self) -> Route:
         return self.site.route(self.mode, self.vip, self.server.ec2_backend())
@@ -318,6 +329,12 @@ class CloudLab(Lab):
         self.say(f"election: {self.view()}; the client is answered by node1")
         return True
 
+    def doctor(self) -> None:
+        """`cloudvip doctor` on the backup, as an operator runs it before trusting the pair."""
+        self.say("cloudvip doctor on node2 (changes nothing; listens for node1's adverts):")
+        done = self.agents[1].doctor()
+        print("    " + (done.stdout or done.stderr).strip().replace("\n", "\n    "), flush=True)
+
     def kill_master(self, what: str) -> float | None:
         """SIGKILL node1 (`what` runs there) and take its link down: seconds until node2 owns the VIP."""
         time.sleep(1.5 + random.random())  # at some phase of the advert interval
@@ -372,6 +389,7 @@ class CloudLab(Lab):
         print("    " + self.config(0).replace("\n", "\n    "))
         if not self.elect("2 agents"):
             return 1
+        self.doctor()
         failover = self.kill_master("its agent")
         if failover is None:
             return 1

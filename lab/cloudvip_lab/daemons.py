@@ -97,6 +97,14 @@ class Daemon:
                                          env={**os.environ, **self.env} if self.env else None)
         return self
 
+    def doctor(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`cloudvip doctor` on this daemon's config, in its namespace, with its environment."""
+        cmd = [sys.executable, "-m", "cloudvip", "doctor", "-f", str(self.conf), *args]
+        if self.config_id is not None:
+            cmd += ["-i", self.config_id]
+        return subprocess.run(self.topo.exec_args(self.node, *cmd), capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **self.env} if self.env else None)
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -99,3 +99,7 @@ def test_the_realistic_lab_prints_the_clients_outage_per_failover(cloud: str) ->
     assert "API writes: node2 1" in failover  # one write, although the reads lag it
     assert "split brain" not in out
     assert "cleaned up" in out
+    # the doctor ran on the backup before the failover: it heard the master and found nothing broken
+    doctor = out[out.index("cloudvip doctor on node2"):out.index("node1 (the master) dies")]
+    assert "heard 198.51.100.11 (a configured peer)" in doctor and ", 0 failed" in doctor
+    assert "✔ VI_1  token write" in doctor if cloud == "hetzner" else "allowed (policy simulation" in doctor
