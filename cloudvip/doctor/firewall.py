@@ -31,6 +31,7 @@ class Packet:
     daddr: IPv4Address | IPv6Address
     ifname: str  # the input interface (input) or the output one (output)
     dport: int | None = None
+    uid: int = 0  # the sending process's user (output: `meta skuid`, `-m owner --uid-owner`)
 
     @property
     def family(self) -> str:
@@ -146,6 +147,22 @@ def _addr_in(value: Any, addr: IPv4Address | IPv6Address) -> bool | None:
     return None
 
 
+def _uid(value: Any) -> Any:
+    """A user as nft and iptables print it (a number, or a name) -> its uid (None: unknown)."""
+    import pwd
+
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return pwd.getpwnam(value).pw_uid
+        except KeyError:
+            return None
+    if isinstance(value, dict) and "set" in value:
+        return {"set": [_uid(v) for v in value["set"]]}
+    return value
+
+
 def _any_of(results: Iterable[bool | None]) -> bool | None:
     out: bool | None = False
     for r in results:
@@ -216,6 +233,8 @@ def _nft_left(left: Any, right: Any, pkt: Packet) -> bool | None:
             if (key == "iifname") != (pkt.hook == "input"):
                 return None
             return _value_is(right, pkt.ifname)
+        if key == "skuid":
+            return _value_is(_uid(right), pkt.uid) if pkt.hook == "output" else None
         if key in ("iif", "oif") and isinstance(right, str):
             return _value_is(right, pkt.ifname) if (key == "iif") == (pkt.hook == "input") else None
         return None
@@ -349,6 +368,8 @@ def _ipt_rule(words: list[str], text: str, family: str) -> Rule:
                  if (pkt.hook == "input") == inb else None)(arg, inbound)
         elif w in ("--dport", "--destination-port"):
             m = (lambda a: lambda pkt: _value_is(_port_range(a), pkt.dport))(arg)
+        elif w == "--uid-owner":
+            m = (lambda a: lambda pkt: _value_is(_uid(a), pkt.uid) if pkt.hook == "output" else None)(arg)
         elif w in ("--ctstate", "--state"):
             m = (lambda a: lambda pkt: "NEW" in a.upper().split(","))(arg)
         elif w == "-m":

@@ -89,3 +89,13 @@ def test_iptables_nft_rules_are_judged_once_from_iptables_save() -> None:
 def test_a_ruleset_that_cannot_be_read_is_said() -> None:
     rulesets, problems = host_rulesets(lambda argv: None)
     assert rulesets == [] and any("root" in p for p in problems)
+
+
+def test_the_hetzner_examples_metadata_rule_lets_root_through_only() -> None:
+    """examples/terraform/hetzner: only root may ask the metadata service (the user data holds
+    the token); doctor and the agent run as root."""
+    rules = parse_nft((DATA / "nft-hetzner-metadata.json").read_text())
+    md = dict(hook="output", proto=6, saddr=ip_address("10.0.0.1"), daddr=ip_address("169.254.169.254"),
+              ifname="eth0", dport=80)
+    assert judge(rules, Packet(**md, uid=0)).outcome is Outcome.ACCEPT
+    assert judge(rules, Packet(**md, uid=1000)).outcome is Outcome.DROP

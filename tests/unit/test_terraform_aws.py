@@ -67,6 +67,9 @@ def test_iam_is_least_privilege() -> None:
             "ec2:DescribeInstances", "ec2:DescribeAddresses"} <= actions_seen
     # a backup never removes the VIP from anyone: no permission to do so
     assert not actions_seen & {"ec2:UnassignPrivateIpAddresses", "ec2:DisassociateAddress"}
+    # doctor simulates this role's own policy (AssignPrivateIpAddresses has no DryRun), nothing else's
+    simulate = [st for st in statements if "iam:SimulatePrincipalPolicy" in str(st["actions"])]
+    assert len(simulate) == 1 and simulate[0]["resources"] == ["${aws_iam_role.cloudvip.arn}"]
 
 
 @pytest.mark.parametrize("mode, vip, allocation", [("secondary_ip", "10.0.1.250/24", ""),
@@ -93,6 +96,9 @@ def test_user_data_installs_and_enables_the_unit() -> None:
     assert "cloudvip check-config -f /etc/keepalived/keepalived.conf" in text
     assert "systemctl enable --now cloudvip" in text
     assert "ExecStart=/usr/local/bin/cloudvip run" in text
+    # the pre-flight table is logged once the agent runs (it can hear the peer then); never fatal
+    assert text.index("cloudvip doctor -f /etc/keepalived/keepalived.conf") > text.index("enable --now cloudvip")
+    assert "logger -t cloudvip-doctor" in text
 
 
 @pytest.mark.skipif(checkov() is None, reason="checkov not installed (make test installs it into .venv-checkov)")

@@ -66,6 +66,8 @@ def test_agent_token_is_sensitive_and_written_0600() -> None:
     assert not any(c.startswith("nft -f") for c in doc["runcmd"])  # a one-off load would be gone after a reboot
     assert "systemctl enable --now cloudvip" in doc["runcmd"]
     assert "cloudvip check-config -f /etc/keepalived/keepalived.conf" in doc["runcmd"]
+    doctor = next(i for i, c in enumerate(doc["runcmd"]) if c.startswith("cloudvip doctor"))
+    assert doctor > doc["runcmd"].index("systemctl enable --now cloudvip") and doc["runcmd"][doctor].endswith("|| true")
 
 
 @pytest.mark.parametrize("mode, vip_line, fip_line", [

@@ -2,7 +2,9 @@
 # ENIs (and the Elastic IP), plus the Describe calls it uses to check before and verify after
 # each move and to find its peers by tag. EC2 Describe* actions support no resource-level
 # permissions, so they take "*" (restricted to the region). No Unassign/Disassociate: a backup
-# never removes the VIP from anyone.
+# never removes the VIP from anyone. `cloudvip doctor` (run by the user data) reads the security
+# groups and subnets too, and checks AssignPrivateIpAddresses (which has no DryRun) by simulating
+# this role's own policy: all read-only.
 
 data "aws_iam_policy_document" "assume" {
   statement {
@@ -35,7 +37,7 @@ data "aws_iam_policy_document" "cloudvip" {
   statement {
     sid = "ReadWhoHoldsTheVipAndFindPeers"
     actions = concat(
-      ["ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances"],
+      ["ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"],
       var.mode == "elastic_ip" ? ["ec2:DescribeAddresses"] : [],
     )
     resources = ["*"]
@@ -44,6 +46,12 @@ data "aws_iam_policy_document" "cloudvip" {
       variable = "aws:RequestedRegion"
       values   = [var.region]
     }
+  }
+
+  statement {
+    sid       = "LetCloudvipDoctorSimulateThisRolesOwnPolicy"
+    actions   = ["iam:SimulatePrincipalPolicy"]
+    resources = [aws_iam_role.cloudvip.arn]
   }
 
   dynamic "statement" {
