@@ -52,14 +52,16 @@ def render(findings: list[Finding], width: int = 100) -> str:
     lines = []
     for f in findings:
         head = f"{f.status.mark} {f.scope:<{scope_w}}  {f.check:<{check_w}}  "
-        body = textwrap.wrap(f.found, max(30, width - len(head)), break_on_hyphens=False) or [""]
+        body = textwrap.wrap(f.found, max(30, width - len(head)), break_on_hyphens=False,
+                             break_long_words=False) or [""]
         lines.append(head + body[0])
         lines.extend(" " * len(head) + more for more in body[1:])
         if f.fix and f.status is not Status.OK:
             pad = " " * len(head)
             for i, fix_line in enumerate(f.fix.splitlines()):
                 lines += textwrap.wrap(fix_line, width, initial_indent=pad + ("fix: " if i == 0 else "     "),
-                                       subsequent_indent=pad + "     ", break_on_hyphens=False)
+                                       subsequent_indent=pad + "     ", break_on_hyphens=False,
+                                       break_long_words=False)
     counts = {s: sum(f.status is s for f in findings) for s in Status}
     lines.append(f"{counts[Status.OK]} ok, {counts[Status.WARN]} warning(s), {counts[Status.FAIL]} failed")
     return "\n".join(lines)

@@ -221,7 +221,7 @@ class AwsDoctor:
                 else:
                     group = groups[0] if groups else "sg-..."
                     out.append(fail(self.scope, "security group",
-                                    f"{direction}: {', '.join(groups)} allow no IP protocol 112 from {src_ip}: "
+                                    f"{direction}: {', '.join(groups)} let no IP protocol 112 in from {src_ip}: "
                                     "the adverts are dropped, both nodes become master",
                                     f"aws ec2 authorize-security-group-ingress --group-id {group} --ip-permissions "
                                     f"IpProtocol=112,IpRanges=[{{CidrIp={src_ip}/32}}]\n"
