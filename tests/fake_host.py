@@ -51,3 +51,21 @@ def run(coro: Awaitable[T]) -> T:
     async def main() -> T:
         return await coro
     return asyncio.run(main())
+
+
+def doctor_findings(provider: Any) -> list[Any]:
+    """`cloudvip doctor`'s findings of a built provider (closed after)."""
+    async def go() -> list[Any]:
+        try:
+            return list(await provider.doctor())
+        finally:
+            await provider.close()
+
+    return run(go())
+
+
+def failed(findings: list[Any]) -> list[Any]:
+    """The findings that failed (✘)."""
+    from cloudvip.doctor.findings import Status
+
+    return [f for f in findings if f.status is Status.FAIL]

@@ -13,7 +13,7 @@ from cloudvip_providers.aws import AwsProvider
 from cloudvip_lab import ec2_emulator
 from cloudvip_lab.ec2_emulator import DENIED
 
-from ..fake_host import build, run
+from ..fake_host import build, doctor_findings, failed
 from .conftest import REGION, Ec2World
 
 VIP = "198.51.100.100"
@@ -46,19 +46,7 @@ def doctor(ec2: Ec2World, mode: str = "secondary_ip", extra: str = "", vip: str 
     }}
 }}
 """
-    p, _ = build(AwsProvider, text)
-
-    async def go() -> list[Finding]:
-        try:
-            return await p.doctor()
-        finally:
-            await p.close()
-
-    return run(go())
-
-
-def failed(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.status is Status.FAIL]
+    return doctor_findings(build(AwsProvider, text)[0])
 
 
 def test_a_clean_secondary_ip_setup_passes(ec2: Ec2World) -> None:

@@ -9,24 +9,12 @@ from pathlib import Path
 from cloudvip.doctor.findings import Finding, Status
 from cloudvip_lab.hcloud_emulator import HetznerWorld
 
-from ..fake_host import run
+from ..fake_host import doctor_findings, failed
 from .test_hetzner_provider import provider
 
 
 def doctor(hz: HetznerWorld, token_file: str, mode: str = "floating_ip", extra: str = "") -> list[Finding]:
-    p, _ = provider(hz, 0, token_file, mode, extra=extra)
-
-    async def go() -> list[Finding]:
-        try:
-            return await p.doctor()
-        finally:
-            await p.close()
-
-    return run(go())
-
-
-def failed(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.status is Status.FAIL]
+    return doctor_findings(provider(hz, 0, token_file, mode, extra=extra)[0])
 
 
 def by_check(findings: list[Finding], check: str) -> Finding:
