@@ -20,6 +20,9 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any, Callable, Iterable
 
 IPPROTO_VRRP, IPPROTO_TCP = 112, 6
+#: nft payload protocols that are a transport header: matching one implies that protocol
+_L4_HEADERS = {"icmp": 1, "igmp": 2, "icmpv6": 58, "sctp": 132, "dccp": 33, "udplite": 136, "ah": 51, "esp": 50,
+               "comp": 108}
 _PROTOCOLS = {"vrrp": 112, "tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, "all": -1, "carp": 112}
 
 
@@ -257,6 +260,8 @@ def _nft_left(left: Any, right: Any, pkt: Packet) -> bool | None:
             if fld == "dport":
                 return _value_is(right, pkt.dport)
             return None
+        if proto in _L4_HEADERS:  # a header of another protocol than the packet's: no match
+            return False if _L4_HEADERS[proto] != pkt.proto else None
         return None
     if "ct" in left and left["ct"].get("key") == "state":
         return _value_is(right, "new") if not isinstance(right, list) else _any_of(_value_is(v, "new") for v in right)

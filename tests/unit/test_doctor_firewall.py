@@ -99,3 +99,16 @@ def test_the_hetzner_examples_metadata_rule_lets_root_through_only() -> None:
               ifname="eth0", dport=80)
     assert judge(rules, Packet(**md, uid=0)).outcome is Outcome.ACCEPT
     assert judge(rules, Packet(**md, uid=1000)).outcome is Outcome.DROP
+
+
+def test_a_rule_on_another_transport_header_does_not_match_vrrp() -> None:
+    """`icmp type echo-request drop` says nothing about VRRP: no `maybe` from it."""
+    ruleset = {"nftables": [
+        {"chain": {"family": "inet", "table": "f", "name": "input", "type": "filter", "hook": "input", "prio": 0,
+                   "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 2, "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "icmp", "field": "type"}},
+                       "right": "echo-request"}}, {"drop": None}]}}]}
+    import json
+
+    assert judge(parse_nft(json.dumps(ruleset)), vrrp_in("10.0.0.2")).outcome is Outcome.ACCEPT
