@@ -4,14 +4,15 @@ clock's verdict, keepalived -t in companion mode."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from cloudvip.config import loads
+from cloudvip.config import load, loads
 from cloudvip.doctor.clock import ClockState
 from cloudvip.doctor.findings import Status
-from cloudvip.doctor.host import clock_finding, script_findings
+from cloudvip.doctor.host import clock_finding, keepalived_t_finding, script_findings
 
 INSTANCE = """vrrp_instance VI_1 {{
     interface eth0
@@ -66,3 +67,19 @@ def test_the_clock_fails_only_where_adverts_depend_on_it() -> None:
                             "        anti_replay time\n    }"))
     f = clock_finding(hmac, unsynced)
     assert f.status is Status.FAIL and "VI_1" in f.found and "chrony" in f.fix
+
+
+@pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
+def test_companion_mode_runs_keepalived_t(tmp_path: Path) -> None:
+    """A keepalived.conf meant for stock keepalived (it calls `cloudvip notify`): doctor asks
+    keepalived itself, as `keepalived -t` would be asked before installing the file."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text(conf(extra='notify "/usr/local/bin/cloudvip notify"'))
+    f = keepalived_t_finding(load(path))
+    assert f is not None and f.status is Status.OK and "accepted" in f.found
+    # a cloud block in the file stock keepalived runs: cloudvip reads it (and warns), keepalived does not
+    path.write_text(conf(extra='notify "/usr/local/bin/cloudvip notify"\n    cloud aws {\n        mode secondary_ip\n'
+                               '        region eu-central-1\n    }'))
+    f = keepalived_t_finding(load(path))
+    assert f is not None and f.status is Status.FAIL and "keepalived -t -l -f" in f.fix
+    assert keepalived_t_finding(loads(conf())) is None  # the agent's own file: keepalived does not run it
