@@ -154,7 +154,7 @@ class Provider(abc.ABC):
         name = self.ctx.instance.name
         try:
             await within_deadline(self, "start", self.start())
-        except ProviderError as exc:
+        except (ProviderError, LookupError, OSError) as exc:  # LookupError: an interface missing
             return [fail(name, f"{self.name} start", str(exc), "see the checks above and the cloud block")], False
         return [ok(name, f"{self.name} start", "ready: what a takeover needs was found")], True
 

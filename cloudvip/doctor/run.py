@@ -14,7 +14,7 @@ from ..config import Config, ConfigError, Severity, VrrpInstance
 from ..config.model import IPAddress
 from ..provider import Provider, ProviderContext, load_checked, load_provider, provider_name
 from .clock import ClockState, kernel_clock
-from .findings import Finding, fail, ok, warn
+from .findings import Finding, Status, fail, ok, warn
 from .firewall import Ruleset, host_rulesets
 from .host import (HOST, Endpoint, advert_firewall, clock_finding, interface_checks, keepalived_t_finding,
                    metadata_firewall, script_findings)
@@ -116,13 +116,17 @@ async def _provider_checks(cfg: Config, host: HostNetwork, item: _Instance, rule
         if md is not None:
             item.findings.append(md)
     try:
-        item.findings += await provider.doctor()
+        found = await provider.doctor()
     except Exception as exc:  # a bug of ours, or of a plugin: said, never hidden
         log.exception("%s: the %s provider's checks failed", inst.name, provider.name)
-        item.findings.append(fail(inst.name, f"{provider.name} checks", f"failed: {type(exc).__name__}: {exc}",
-                                  "a bug: please report it with this output"))
+        found = [fail(inst.name, f"{provider.name} checks", f"failed: {type(exc).__name__}: {exc}",
+                      "a bug: please report it with this output")]
+    item.findings += found
+    started = not any(f.check in (f"{provider.name} start", f"{provider.name} checks") and f.status is Status.FAIL
+                      for f in found)
     if provider.peer_refresh is not None:
-        item.findings.append(await _discovered(provider, item))
+        if started:
+            item.findings.append(await _discovered(provider, item))
     elif inst.cloud is not None and not inst.unicast_peers:
         item.findings.append(fail(inst.name, "unicast", "no unicast_peer: VRRP would use multicast, which no "
                                   "cloud network carries", "list the other nodes: unicast_peer { ADDRESS }, or "

@@ -3,11 +3,14 @@ them): a clean world gives no ✘, and each classic mistake is found and comes w
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from cloudvip.doctor.findings import Finding, Status
+from cloudvip.doctor.run import Options, diagnose
 from cloudvip_providers.aws import AwsProvider
 
 from cloudvip_lab import ec2_emulator
@@ -128,3 +131,26 @@ def test_a_security_group_without_vrrp(ec2: Ec2World) -> None:
 def test_an_unknown_allocation(ec2: Ec2World) -> None:
     f = failed(doctor(ec2, "elastic_ip", "        allocation_id eipalloc-0123456789abcdef0\n"))
     assert f and all("eipalloc-0123456789abcdef0" in x.found for x in f)
+
+
+def test_the_whole_doctor_survives_an_unreachable_imds(tmp_path: Path) -> None:
+    """`cloudvip doctor` end to end (host in this namespace, on lo): IMDS unreachable makes the
+    start fail, said twice with its fixes; peer discovery is not attempted without a start."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("""vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 51
+    unicast_src_ip 127.0.0.1
+    virtual_ipaddress {
+        198.51.100.100/32
+    }
+    cloud aws {
+        mode secondary_ip
+        imds_endpoint http://127.0.0.1:9
+        peer_tag cloudvip:group=web
+    }
+}
+""")
+    findings = asyncio.run(diagnose(conf, opts=Options(listen=False, rulesets=lambda: ([], []))))
+    checks = [f.check for f in failed(findings)]
+    assert checks == ["imds", "aws start"], findings
