@@ -88,6 +88,7 @@ class Provider(abc.ABC):
 
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
+        self.discovered: list[IPAddress] = []  # peers found in the cloud (tags, labels)
 
     @classmethod
     def check_config(cls, instance: VrrpInstance, diags: Diagnostics) -> None:
@@ -146,6 +147,22 @@ class Provider(abc.ABC):
         write to the cloud, no address added). The default: start() works. A cloud overrides it
         with its own (identity, permissions, the VIP's resources) and calls doctor_start()."""
         return (await self.doctor_start())[0]
+
+    async def doctor_discovery(self) -> list[Finding]:
+        """Peer discovery (when configured) as a finding; fills `discovered`."""
+        from .doctor.findings import fail, ok
+
+        if self.peer_refresh is None:
+            return []
+        name = self.ctx.instance.name
+        try:
+            found = await within_deadline(self, "peer discovery", self.discover_peers())
+        except ProviderError as exc:
+            return [fail(name, "peer discovery", f"cannot list the peers: {exc}", "see the permission checks")]
+        if not found and not self.ctx.instance.unicast_peers:
+            return [fail(name, "peer discovery", "no other running instance carries the peer tag/label",
+                         "tag the other node the same way (peer_tag / peer_label in the cloud block)")]
+        return [ok(name, "peer discovery", f"found {', '.join(map(str, found)) or 'none'}")]
 
     async def doctor_start(self) -> tuple[list[Finding], bool]:
         """start() as a finding: whether it worked, and what to do when not."""

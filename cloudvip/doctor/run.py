@@ -14,7 +14,7 @@ from ..config import Config, ConfigError, Severity, VrrpInstance
 from ..config.model import IPAddress
 from ..provider import Provider, ProviderContext, load_checked, load_provider, provider_name
 from .clock import ClockState, kernel_clock
-from .findings import Finding, Status, fail, ok, warn
+from .findings import Finding, fail, ok, warn
 from .firewall import Ruleset, host_rulesets
 from .host import (HOST, Endpoint, advert_firewall, clock_finding, interface_checks, keepalived_t_finding,
                    metadata_firewall, script_findings)
@@ -122,32 +122,13 @@ async def _provider_checks(cfg: Config, host: HostNetwork, item: _Instance, rule
         found = [fail(inst.name, f"{provider.name} checks", f"failed: {type(exc).__name__}: {exc}",
                       "a bug: please report it with this output")]
     item.findings += found
-    started = not any(f.check in (f"{provider.name} start", f"{provider.name} checks") and f.status is Status.FAIL
-                      for f in found)
-    if provider.peer_refresh is not None:
-        if started:
-            item.findings.append(await _discovered(provider, item))
-    elif inst.cloud is not None and not inst.unicast_peers:
+    item.peers += [p for p in provider.discovered if p not in item.peers]
+    if provider.peer_refresh is None and inst.cloud is not None and not inst.unicast_peers:
         item.findings.append(fail(inst.name, "unicast", "no unicast_peer: VRRP would use multicast, which no "
                                   "cloud network carries", "list the other nodes: unicast_peer { ADDRESS }, or "
                                   "let the cloud block find them (peer_tag / peer_label)"))
     if ep is not None:
         item.findings += advert_firewall(inst, ep, item.peers, rulesets)
-
-
-async def _discovered(provider: Provider, item: _Instance) -> Finding:
-    from ..provider import ProviderError
-
-    try:
-        found = await provider.discover_peers()
-    except ProviderError as exc:
-        return fail(item.inst.name, "peer discovery", f"cannot list the peers: {exc}",
-                    "see the permission checks above")
-    item.peers += [p for p in found if p not in item.peers]
-    if not found and not item.inst.unicast_peers:
-        return fail(item.inst.name, "peer discovery", "no other running instance carries the peer tag/label",
-                    "tag the other node the same way (see the cloud block's peer_tag / peer_label)")
-    return ok(item.inst.name, "peer discovery", f"found {', '.join(map(str, found)) or 'none'}")
 
 
 def _local_states(path: Path, config_id: str | None, control_socket: str | None) -> dict[str, str]:

@@ -58,6 +58,7 @@ class AwsDoctor:
         out += started
         if not up or self.p.target is None:
             return out
+        out += await self.p.doctor_discovery()  # the peers the security groups are checked for
         out += await self._instance_metadata_options()
         out += await self._permissions()
         enis = await self._enis()

@@ -110,7 +110,6 @@ class CloudProvider(Provider):
         self.host_side: LinuxProvider | None = LinuxProvider(ctx) if on_host and ctx.manage_host else None
         self.me = ""  # our target in the cloud, known after start()
         self.peer_targets: dict[str, str] = {}  # a peer's target -> its address
-        self.discovered: list[IPAddress] = []  # peers found in the cloud (tags, labels)
         self._announced_at: float | None = None  # the last ownership read for announce()
         self._seen: list[str] | None = None  # the holders as last read (None: not read since start)
 

@@ -58,6 +58,9 @@ class HetznerDoctor:
             # a bad token makes start fail: say that first, with its own fix
             return out + [await self._token_valid(token)] + started
         out += started
+        out += await self.p.doctor_discovery()  # the peers the budget counts and strangers are told from
+        if self.p.discovered:
+            await self.p.map_peers_early()  # their servers: a peer holding the VIP is no stranger
         out += [await self._token_valid(token), await self._token_writes(token)]
         if s.mode == "floating_ip":
             out += await self._floating_ip_zone(token)

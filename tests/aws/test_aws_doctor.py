@@ -154,3 +154,17 @@ def test_the_whole_doctor_survives_an_unreachable_imds(tmp_path: Path) -> None:
     findings = asyncio.run(diagnose(conf, opts=Options(listen=False, rulesets=lambda: ([], []))))
     checks = [f.check for f in failed(findings)]
     assert checks == ["imds", "aws start"], findings
+
+
+def test_peers_found_by_tag_get_their_security_groups_checked(ec2: Ec2World) -> None:
+    """No unicast_peer: peer_tag finds the other instance, and the security groups are checked
+    between this node and it (found before the network checks, not after)."""
+    ec2.client.create_tags(Resources=ec2.instances, Tags=[{"Key": "cloudvip:group", "Value": "web"}])
+    cloud = (f"        mode secondary_ip\n        instance_id {ec2.instances[0]}\n        eni {ec2.enis[0]}\n"
+             f"        region {REGION}\n        endpoint {ec2.endpoint}\n        peer_tag cloudvip:group=web\n")
+    text = (f"vrrp_instance VI_1 {{\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {{\n"
+            f"        {VIP}/32\n    }}\n    cloud aws {{\n{cloud}    }}\n}}\n")
+    findings = doctor_findings(build(AwsProvider, text)[0])
+    assert failed(findings) == []
+    assert any(f.check == "peer discovery" and f.found == f"found {PEER}" for f in findings)
+    assert any(f.found == f"{PEER} -> this node: protocol 112 allowed" for f in findings)

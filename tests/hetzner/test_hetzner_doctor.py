@@ -74,3 +74,13 @@ def test_a_bad_token_says_so_first(hz: HetznerWorld, tmp_path: Path) -> None:
 def test_the_budget_warns_when_the_config_would_spend_most_of_it(hz: HetznerWorld, token_file: str) -> None:
     t = by_check(doctor(hz, token_file, extra="        reconcile_interval 5\n"), "token")
     assert t.status is Status.WARN and "~1440/h" in t.found and "reconcile_interval" in t.fix
+
+
+def test_peers_found_by_label_are_counted_and_are_no_strangers(hz: HetznerWorld, token_file: str) -> None:
+    """No unicast_peer: peer_label finds node2, whose alias IP is then a peer's, not a stranger's."""
+    hz.servers[1].private[hz.network] = ("198.51.100.12", ["198.51.100.100"])
+    p, _ = provider(hz, 0, token_file, "alias_ip", peer=False, extra="        peer_label cloudvip-group=lab\n")
+    findings = doctor_findings(p)
+    assert failed(findings) == []
+    assert by_check(findings, "peer discovery").found == "found 198.51.100.12"
+    assert "(2 nodes" in by_check(findings, "token").found
