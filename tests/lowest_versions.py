@@ -1,5 +1,5 @@
-"""The lowest versions the product declares (pyproject.toml: its dependencies and the aws and
-hetzner extras), as pip pins: `make test` installs exactly these into .venv-lowest and runs the
+"""The lowest versions the product declares (pyproject.toml: its dependencies and the cloud
+extras), as pip pins: `make test` installs exactly these into .venv-lowest and runs the
 unit and provider tests there, so a lower bound that does not work fails CI.
 
     python tests/lowest_versions.py [pyproject.toml]
@@ -12,7 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-EXTRAS = ("aws", "hetzner")
+EXTRAS = ("aws", "hetzner", "gcp")
 LOWER = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+?)\s*>=\s*([0-9][^,;\s]*)")
 
 

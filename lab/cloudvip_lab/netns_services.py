@@ -215,3 +215,47 @@ def hetzner_metadata_handler(paths: dict[str, str]) -> type[BaseHTTPRequestHandl
             self.wfile.write(data)
 
     return Handler
+
+
+def gce_metadata_handler(paths: Callable[[], dict[str, str]],
+                         token: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
+    """Compute Engine's metadata server: GETs under /computeMetadata/v1 with `Metadata-Flavor:
+    Google` (403 without it), answered with that header too (google-auth's detection of a VM);
+    the service account's token from `token` (the emulated API's)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            if self.headers.get("Metadata-Flavor") != "Google":
+                code, body = 403, "Missing Metadata-Flavor:Google header."
+            elif path == "/":
+                code, body = 200, "computeMetadata/\n"
+            elif path == "/computeMetadata/v1/instance/service-accounts/default/token":
+                code, body = 200, json.dumps({"access_token": token(), "expires_in": 3599, "token_type": "Bearer"})
+            else:
+                found = paths().get(path)
+                code, body = (200, found) if found is not None else (404, "Not Found")
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Metadata-Flavor", "Google")
+            self.send_header("Content-Type", "application/json" if body.startswith(("{", "[")) else "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def gce_metadata_paths(project: str, project_number: str, zone: str, name: str, nics: list[dict[str, str]],
+                       email: str = "cloudvip@cloudvip-lab.iam.gserviceaccount.com") -> dict[str, str]:
+    """What the metadata server says about one VM (`nics`: mac, ip, network per interface)."""
+    root = "/computeMetadata/v1"
+    return {f"{root}/project/project-id": project, f"{root}/project/numeric-project-id": project_number,
+            f"{root}/instance/zone": f"projects/{project_number}/zones/{zone}", f"{root}/instance/name": name,
+            f"{root}/instance/network-interfaces/": json.dumps(nics),
+            f"{root}/instance/service-accounts/default/": json.dumps(
+                {"email": email, "aliases": ["default"], "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}),
+            f"{root}/instance/service-accounts/default/email": email}
