@@ -1,0 +1,98 @@
+"""Two cloudvip agents in namespaces, each one VM of the local Compute Engine API: the alias IP
+range (or the route) follows the VRRP master. Each namespace reaches the API and its own metadata
+server on its own 127.0.0.1; the agents find their project, zone, name, NIC and credentials
+there, as on GCE (lab/cloudvip_lab/gce_site.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from cloudvip_lab.daemons import Daemon, instance_block
+from cloudvip_lab.gce_emulator import build_world
+from cloudvip_lab.gce_site import MODES, GceSite
+from cloudvip_lab.topology import Topology
+
+from ..netns.conftest import needs_root
+
+pytestmark = [needs_root, pytest.mark.netns]
+ADVERT, RECONCILE = 0.1, 2.0
+
+
+@dataclass
+class World:
+    topo: Topology
+    site: GceSite
+    tmp: Path
+    agents: list[Daemon] = field(default_factory=list)
+
+    def agent(self, index: int, priority: int, mode: str) -> Daemon:
+        node = self.topo.nodes[index]
+        peers = [n for n in self.topo.nodes if n is not node]
+        vip = GceSite.vip_for(mode)
+        conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
+            node, peers, priority=priority, version=3, advert=ADVERT,
+            vip=f"{vip}/{24 if mode == 'alias_ip' else 32}",
+            extra=self.site.cloud_block(mode, f"        reconcile_interval {RECONCILE:g}\n"))
+        daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp, env=self.site.env()).start()
+        self.agents.append(daemon)
+        return daemon
+
+    def holds(self, mode: str, index: int, daemon: Daemon) -> bool:
+        vip = GceSite.vip_for(mode)
+        return self.site.world.holders(mode, vip) == [f"node{index + 1}"] and daemon.has_vip(vip)
+
+    def pair(self, mode: str) -> tuple[Daemon, Daemon]:
+        a, b = self.agent(0, 100, mode), self.agent(1, 90, mode)
+        assert self.topo.wait_for(lambda: self.holds(mode, 0, a), 15, 0.05), a.log + b.log
+        time.sleep(0.5)  # past VRRP's start-up race; count writes from here
+        assert self.holds(mode, 0, a), a.log + b.log
+        self.site.world.emulator.calls.clear()
+        return a, b
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with Topology("cvg", 2) as topo:
+        gce = build_world([(str(n.ip), n.mac) for n in topo.nodes])
+        site = GceSite(topo, gce)
+        w = World(topo, site, tmp_path)
+        try:
+            yield w
+        finally:
+            for d in w.agents:
+                if d.alive:
+                    d.kill()
+            site.close()
+            gce.emulator.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_killing_the_master_moves_the_vip_in_the_api(world: World, mode: str) -> None:
+    a, b = world.pair(mode)
+    assert f"gcp {mode} on node1 in europe-west1-b (nic0, network default)" in a.log  # from the metadata server
+    a.kill()
+    assert world.topo.wait_for(lambda: world.holds(mode, 1, b), 10, 0.05), b.log
+    writes = world.site.world.emulator.writes()
+    # alias_ip: one remove on node1's NIC, one add on node2's; route: one delete, one insert
+    assert writes == {"node1": 1, "node2": 1}, writes
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_change_behind_our_back_is_reclaimed_and_throttling_retried(world: World, mode: str) -> None:
+    a, _ = world.pair(mode)
+    emu = world.site.world.emulator
+    emu.faults["update_nic" if mode == "alias_ip" else "insert_route"] = [(429, "rateLimitExceeded")]
+    with emu.lock:  # someone removes it in the console
+        if mode == "alias_ip":
+            emu.instances[("europe-west1-b", "node1")].nics[0].alias = []
+        else:
+            emu.routes.clear()
+    assert world.topo.wait_for(lambda: world.holds(mode, 0, a), RECONCILE + 8, 0.05), a.log
+    statuses = [c.status for c in emu.calls if c.op in ("update_nic", "insert_route")]
+    assert statuses == [429, 200], statuses  # the throttled write was retried once, then done
+    assert "re-asserting" in a.log
