@@ -180,7 +180,7 @@ class Run:
 
     def __init__(self, topo: Topology, cloud: ScriptedAws | ScriptedHetzner, work: Path) -> None:
         self.topo, self.cloud, self.work = topo, cloud, work
-        self.fabric = Fabric(topo, cloud.vip, cloud.profile.propagation_for(cloud.mode), cloud.route, cloud.on_host)
+        self.fabric = Fabric(topo, cloud.vip, cloud.propagation, cloud.route, cloud.on_host)
         self.client = Client(self.fabric)
 
     def served(self, want: int, since: float, timeout: float = 30) -> None:
@@ -271,7 +271,7 @@ def main() -> int:
         try:
             print(f"script tool: {cloud.script_tool}; profile {cloud.profile.name}: API "
                   f"{cloud.profile.rtt * 1000:.0f} ms{' over HTTPS' if cloud.profile.tls else ''}, propagation "
-                  f"{cloud.profile.propagation_for(cloud.mode):g} s", flush=True)
+                  f"{cloud.propagation:g} s", flush=True)
             notify = notify_wrapper(secure.path)
             for kind in args.kinds.split(","):
                 try:
@@ -295,7 +295,7 @@ def report(args: argparse.Namespace, cloud: EmulatedCloud, results: Results, hea
     tool = getattr(cloud, "script_tool", "script").split()[0]
     label = {"cloudvip": "cloudvip agent", "companion": "keepalived + companion (notify)",
              "fifo": "keepalived + companion (notify_fifo)", "keepalived": f"keepalived + {tool} script"}
-    prop = cloud.profile.propagation_for(cloud.mode)
+    prop = cloud.propagation
     if header:
         print(f"\nclient outage, {args.cloud} {cloud.mode}, profile {cloud.profile.name}, VRRPv3 advert_int "
               f"{args.advert:g}, {args.runs} runs each (s; median / p95)")

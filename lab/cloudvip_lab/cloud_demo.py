@@ -30,6 +30,7 @@ from .topology import Topology
 
 if TYPE_CHECKING:
     from .aws_site import AwsSite
+    from .gce_site import GceSite
     from .hetzner_site import HetznerSite
     from .netns_services import Forwarder
 
@@ -44,8 +45,23 @@ class EmulatedCloud(abc.ABC):
     mode: str
     on_host = True  # the host carries the VIP too
     reconcile = RECONCILE
-    site: AwsSite | HetznerSite
+    site: AwsSite | HetznerSite | GceSite
     profile: Profile = INSTANT
+
+    @property
+    def kind(self) -> str:
+        """The mode as the profile names it (unique across clouds)."""
+        return self.mode
+
+    @property
+    def propagation(self) -> float:
+        """Seconds the data plane takes to follow the cloud, under the profile."""
+        return self.profile.propagation_for(self.kind)
+
+    @property
+    def move_seconds(self) -> float:
+        """Seconds the cloud itself runs a move (actions, operations) under the profile."""
+        return 0.0
 
     def edge(self, emulator_port: int, workdir: Path) -> ApiEdge:
         """The API as the nodes reach it under the profile (TLS with a lab CA, a round trip)."""
@@ -231,6 +247,10 @@ class Hetzner(EmulatedCloud):
                 ip, alias = server.private[self.world.network]
                 server.private[self.world.network] = (ip, [a for a in alias if a != self.vip])
 
+    @property
+    def move_seconds(self) -> float:
+        return self.profile.action_seconds
+
     def _write_op(self) -> str:
         return "assign" if self.mode == "floating_ip" else "change_alias_ips"
 
@@ -296,7 +316,7 @@ class CloudLab(Lab):
     def served(self, want: int, since: float) -> bool:
         """Wait until the data plane sends the VIP to node `want` and the client is answered by
         it after `since`; say so if it is not."""
-        timeout = self.cloud.profile.propagation_for(self.cloud.mode) + 15
+        timeout = self.cloud.propagation + 15
         done = self.topo.wait_for(lambda: first_answer(self.fabric, self.prober, want, since) is not None,
                                   timeout, 0.01)
         self.data_plane_lines()
@@ -324,7 +344,7 @@ class CloudLab(Lab):
             self.start(i)
         self.say(f"started {what}")
         started = time.monotonic()
-        if self.step(0, 10, "election") is None or not self.served(0, started):
+        if self.step(0, 10 + self.cloud.move_seconds, "election") is None or not self.served(0, started):
             return False
         self.say(f"election: {self.view()}; the client is answered by node1")
         return True
@@ -343,7 +363,7 @@ class CloudLab(Lab):
         killed = time.monotonic()
         self.stop(0, signal.SIGKILL)
         self.topo.set_link(self.topo.nodes[0], False)
-        moved = self.step(1, master_down_interval(2, 90, 100) + 5, "failover")
+        moved = self.step(1, master_down_interval(2, 90, 100) + 5 + self.cloud.move_seconds, "failover")
         if moved is None or not self.client_outage(killed, 1):
             return None
         return moved - killed
@@ -356,7 +376,7 @@ class CloudLab(Lab):
         self.fabric.restore_routes()
         returned = time.monotonic()
         self.start(0)
-        if self.step(0, master_down_interval(2, 100, 100) + 5, "preemption") is None:
+        if self.step(0, master_down_interval(2, 100, 100) + 5 + self.cloud.move_seconds, "preemption") is None:
             return False
         if not self.client_outage(returned, 0):
             return False
@@ -369,10 +389,10 @@ class CloudLab(Lab):
         print(f"cloudvip lab: starting the cloud API emulator on 127.0.0.1, profile {profile.name}")
         if profile is not INSTANT:
             print(f"  API {profile.rtt * 1000:.0f} ms away over {'HTTPS (lab CA)' if profile.tls else 'HTTP'}; "
-                  f"the data plane follows the cloud {profile.propagation_for(self.cloud.mode):g} s later "
-                  f"({SOURCES.get(self.cloud.mode, 'assumption')})")
+                  f"the data plane follows the cloud {self.cloud.propagation:g} s later "
+                  f"({SOURCES.get(self.cloud.kind, 'assumption')})")
         lines = self.cloud.open(self.topo.create(), self.workdir)
-        self.fabric = Fabric(self.topo, self.cloud.vip, profile.propagation_for(self.cloud.mode), self.cloud.route,
+        self.fabric = Fabric(self.topo, self.cloud.vip, self.cloud.propagation, self.cloud.route,
                              self.cloud.on_host)
         self.prober = Client(self.fabric)
         print(f"  a client at {self.fabric.client.ip} asks {self.cloud.vip} every 10 ms, through the cloud's router")
@@ -400,7 +420,7 @@ class CloudLab(Lab):
         self.cloud.remove_behind_the_back(1)
         removed = time.monotonic()
         self.cloud.reset_writes()  # the agents' writes only
-        back = self.step(1, RECONCILE + 5, "reconciliation")
+        back = self.step(1, RECONCILE + 5 + self.cloud.move_seconds, "reconciliation")
         if back is None or not self.client_outage(removed, 1, split=False):
             return 1
         self.say(f"reconciliation (every {RECONCILE:g} s) re-asserted it {back - removed:.3f} s later; {self.view()}")
@@ -412,7 +432,7 @@ class CloudLab(Lab):
         self.say("SIGTERM node1: it sends priority 0, so node2 waits only Skew_Time")
         termed = time.monotonic()
         self.stop(0, signal.SIGTERM)
-        moved = self.step(1, 5, "graceful handover")
+        moved = self.step(1, 5 + self.cloud.move_seconds, "graceful handover")
         if moved is None or not self.client_outage(termed, 1):
             return 1
         self.say(f"handover: {moved - termed:.3f} s after SIGTERM (Skew_Time {skew_time(2, 90, 100):.3f} s); "
@@ -431,8 +451,81 @@ class CloudLab(Lab):
             self.cloud.close()
 
 
+class Gcp(EmulatedCloud):
+    site: GceSite
+
+    def __init__(self, mode: str, profile: Profile = INSTANT) -> None:
+        from .gce_site import GceSite
+
+        self.mode, self.vip, self.profile = mode, GceSite.vip_for(mode), profile
+
+    @property
+    def kind(self) -> str:
+        return f"gcp_{self.mode}"
+
+    def open(self, topo: Topology, workdir: Path) -> list[str]:
+        from .gce_emulator import build_world
+        from .gce_site import GceSite
+
+        self.world = build_world([(str(n.ip), n.mac) for n in topo.nodes], self.profile.operation_seconds)
+        self.site = GceSite(topo, self.world, self.edge(self.world.emulator.port, workdir))
+        return [f"VM {i.name} in {i.zone} (found through the metadata server, its service account's token too)"
+                for i in self.world.instances]
+
+    def env(self) -> dict[str, str]:
+        return self.site.env()
+
+    def cloud_block(self, i: int) -> str:
+        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
+
+    def route(self) -> Route:
+        return self.site.route(self.mode, self.vip)
+
+    def describe(self) -> str:
+        i = self.owner()
+        what = f"alias IP range {self.vip}/32 on" if self.mode == "alias_ip" else f"route {self.vip}/32 ->"
+        return f"Compute Engine: {what} " + (f"node{i + 1}" if i is not None else "nobody")
+
+    def writes(self) -> dict[int, int]:
+        names = [i.name for i in self.world.instances]
+        return {names.index(n): c for n, c in self.world.emulator.writes().items() if n in names}
+
+    def reset_writes(self) -> None:
+        with self.world.emulator.lock:
+            self.world.emulator.calls.clear()
+
+    def remove_behind_the_back(self, i: int) -> None:
+        emu = self.world.emulator
+        with emu.lock:
+            if self.mode == "alias_ip":
+                nic = self.world.instances[i].nics[0]
+                nic.alias = [a for a in nic.alias if a != f"{self.vip}/32"]
+            else:
+                emu.routes.clear()
+
+    @property
+    def move_seconds(self) -> float:
+        return 2 * self.profile.operation_seconds  # remove + add, or delete + insert
+
+    def _write_op(self) -> str:
+        return "update_nic" if self.mode == "alias_ip" else "insert_route"
+
+    def fail_writes(self, kind: str, count: int) -> None:
+        error = (503, "backendError") if kind == "5xx" else (429, "rateLimitExceeded")
+        self.world.emulator.faults[self._write_op()] = [error] * count
+
+    def slow_writes(self, seconds: float) -> None:
+        self.world.emulator.delays[self._write_op()] = seconds
+
+    def close(self) -> None:
+        if hasattr(self, "site"):
+            self.site.close()
+        if hasattr(self, "world"):
+            self.world.emulator.close()
+
+
 def main(args: argparse.Namespace) -> int:
-    needs = {"aws": ("boto3", "moto"), "hetzner": ("hcloud", "yaml")}[args.cloud]
+    needs = {"aws": ("boto3", "moto"), "hetzner": ("hcloud", "yaml"), "gcp": ("google.cloud.compute_v1",)}[args.cloud]
     try:
         for module in needs:
             __import__(module)
@@ -440,13 +533,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"cloudvip lab --cloud {args.cloud} needs {' and '.join(needs)}: "
               f"pip install 'cloudvip[{args.cloud},lab]'")
         return 2
-    modes = {"aws": ("secondary_ip", "elastic_ip", "route_table"), "hetzner": ("floating_ip", "alias_ip")}[args.cloud]
+    modes = {"aws": ("secondary_ip", "elastic_ip", "route_table"), "hetzner": ("floating_ip", "alias_ip"),
+             "gcp": ("alias_ip", "route")}[args.cloud]
     mode = args.mode or modes[0]
     if mode not in modes:
         print(f"cloudvip lab --cloud {args.cloud}: --mode is one of {', '.join(modes)}")
         return 2
     profile = PROFILES[args.profile].with_changes(rtt=args.rtt, propagation=args.propagation)
-    cloud: EmulatedCloud = Aws(mode, profile) if args.cloud == "aws" else Hetzner(mode, profile)
+    kinds: dict[str, type[Aws] | type[Hetzner] | type[Gcp]] = {"aws": Aws, "hetzner": Hetzner, "gcp": Gcp}
+    cloud: EmulatedCloud = kinds[args.cloud](mode, profile)
     with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp:
         if args.companion:
             from .companion_demo import CompanionLab

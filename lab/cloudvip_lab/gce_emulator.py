@@ -95,6 +95,7 @@ class GceEmulator:
         self.instances: dict[tuple[str, str], Instance] = {}  # (zone, name) ->
         self.routes: dict[str, Route] = {}
         self.faults: dict[str, list[tuple[int, str]]] = {}  # op -> [(status, reason)]
+        self.delays: dict[str, float] = {}  # op -> seconds each call takes (a slow API)
         self.calls: list[ApiCall] = []
         self.tokens: set[str] = set()
         self.keys: dict[str, Any] = {}  # a service-account key's id -> its public key (self-signed JWTs)
@@ -217,8 +218,7 @@ class GceEmulator:
                body: dict[str, Any]) -> tuple[str, int, dict[str, Any], str]:
         """(op, status, payload, target)"""
         self._finish_due()
-        found = next(((op, m) for verb, pattern, op in ROUTES
-                      if verb == method and (m := pattern.fullmatch(path)) is not None), None)
+        found = _match(method, path)
         if found is None:
             return "unknown", *_error(404, "notFound", f"The resource '{path}' was not found"), ""
         op, m = found
@@ -339,6 +339,9 @@ class GceEmulator:
 
             def _serve(self, method: str) -> None:
                 started = time.monotonic()
+                delay = emu.delays.get(_op_name(method, urlsplit(self.path).path), 0.0)
+                if delay:
+                    time.sleep(delay)  # outside the lock: other requests go on meanwhile
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
@@ -399,6 +402,16 @@ ROUTES = [("GET", re.compile(_P + r"/zones/(?P<zone>[^/]+)/instances/(?P<name>[^
           ("GET", re.compile(_P + r"/global/routes/(?P<name>[^/]+)"), "get_route"),
           ("POST", re.compile(_P + r"/global/routes"), "insert_route"),
           ("DELETE", re.compile(_P + r"/global/routes/(?P<name>[^/]+)"), "delete_route")]
+
+
+def _match(method: str, path: str) -> tuple[str, re.Match[str]] | None:
+    return next(((op, m) for verb, pattern, op in ROUTES
+                 if verb == method and (m := pattern.fullmatch(path)) is not None), None)
+
+
+def _op_name(method: str, path: str) -> str:
+    found = _match(method, path)
+    return found[0] if found else ""
 
 
 def _error(status: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:

@@ -22,6 +22,7 @@ class Profile:
     propagation: dict[str, float] = field(default_factory=dict)
     consistency: float = 0.0  # AWS: seconds a Describe may still answer as before a write
     action_seconds: float = 0.3  # Hetzner: how long an action runs before `success`
+    operation_seconds: float = 0.0  # GCP: how long a zonal/global operation runs before DONE
 
     def propagation_for(self, mode: str) -> float:
         return self.propagation.get(mode, 0.0)
@@ -36,13 +37,15 @@ class Profile:
         return out
 
 
-PROPAGATED_MODES = ("secondary_ip", "elastic_ip", "route_table", "floating_ip", "alias_ip")
+PROPAGATED_MODES = ("secondary_ip", "elastic_ip", "route_table", "floating_ip", "alias_ip", "gcp_alias_ip",
+                    "gcp_route")
 
 INSTANT = Profile("instant")
 REALISTIC = Profile(
     "realistic", rtt=0.030, tls=True, idle_close=60.0,
-    propagation={"secondary_ip": 2.0, "elastic_ip": 5.0, "route_table": 2.0, "floating_ip": 1.0, "alias_ip": 1.0},
-    consistency=1.0, action_seconds=2.0)
+    propagation={"secondary_ip": 2.0, "elastic_ip": 5.0, "route_table": 2.0, "floating_ip": 1.0, "alias_ip": 1.0,
+                 "gcp_alias_ip": 2.0, "gcp_route": 2.0},
+    consistency=1.0, action_seconds=2.0, operation_seconds=3.0)
 PROFILES = {p.name: p for p in (INSTANT, REALISTIC)}
 
 #: where each figure of REALISTIC comes from (shown by docs/lab.md and `cloudvip lab --profile`)
@@ -58,6 +61,10 @@ SOURCES = {
     "floating_ip": "assumption: 2 s running action, then 1 s (Hetzner Cloud publishes no figure; "
                    "its dedicated-server failover IPs take 40-60 s, a different product)",
     "alias_ip": "assumption: 2 s running action, then 1 s (no published figure)",
+    "gcp_alias_ip": "assumption: each of the two operations (remove, add) runs 3 s, then 2 s (Google publishes "
+                    "no figure; two API calls per move: J. Kuehlers, 'Recommendations for IP address failover "
+                    "for high availability on Google Compute Engine', 2018)",
+    "gcp_route": "assumption: the delete and the insert run 3 s each, then 2 s (no published figure)",
     "consistency": "assumption: 1 s. EC2 documents its API as eventually consistent "
                    "('Eventual consistency in the Amazon EC2 API') without a figure",
 }

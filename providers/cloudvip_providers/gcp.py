@@ -86,6 +86,7 @@ class GcpProvider(CloudProvider):
         self.ident: Identity | None = None
         self._clients: dict[str, Any] = {}
         self._session: Any = None
+        self._move_took = 0.0  # seconds our last move (its writes and their operations) took
         if not (settings.project and settings.zone and settings.instance):
             self.metadata_url = settings.metadata_endpoint
 
@@ -238,11 +239,18 @@ class GcpProvider(CloudProvider):
             raise
 
     async def _point_to(self, target: str) -> None:
+        started = time.monotonic()
         if self.settings.mode == "alias_ip":
             await self._move_alias(target)
         else:
             for vip in self.vips:
                 await self._point_route(vip, target)
+        self._move_took = time.monotonic() - started
+
+    def handover_grace(self) -> float:
+        """Also twice our last move: a master's claim is two writes, each an operation that runs
+        a while, the cloud pointing to us meanwhile; handing over then would be two more writes."""
+        return max(super().handover_grace(), 2 * self._move_took)
 
     # ---------- alias_ip ----------
     async def _move_alias(self, target: str) -> None:

@@ -96,3 +96,19 @@ def test_a_change_behind_our_back_is_reclaimed_and_throttling_retried(world: Wor
     statuses = [c.status for c in emu.calls if c.op in ("update_nic", "insert_route")]
     assert statuses == [429, 200], statuses  # the throttled write was retried once, then done
     assert "re-asserting" in a.log
+
+
+def test_the_gcp_lab_in_route_mode_runs_to_the_end() -> None:
+    """`cloudvip lab --cloud gcp --mode route`: the route follows the election, the failover, a
+    deletion behind the agents' back, preemption and the hand-over; the doctor passes first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cloudvip", "lab", "--cloud", "gcp", "--mode", "route",
+                           "--profile", "instant"], capture_output=True, text=True, timeout=180)
+    out = done.stdout
+    assert done.returncode == 0, out[-4000:] + done.stderr[-2000:]
+    assert "Compute Engine: route 203.0.113.10/32 -> node2" in out and "lab OK" in out
+    doctor = out[out.index("cloudvip doctor on node2"):out.index("node1 (the master) dies")]
+    assert ", 0 failed" in doctor
+    assert "cleaned up" in out

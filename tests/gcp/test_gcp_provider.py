@@ -182,3 +182,19 @@ def test_doctor_starts_and_finds_the_peers(gce: GceWorld) -> None:
     assert findings[1].found == f"found {ADDRS[1]}"
     assert json.dumps(gce.emulator.writes()) == "{}"
 
+
+
+def test_a_hand_over_waits_out_a_move_as_long_as_ours(gce: GceWorld) -> None:
+    """A node that stepped down hands the VIP to the master only after the master's own move had
+    time to land: twice our last move (here two operations of 0.8 s: remove from node2, add to
+    node1), not two advert intervals (in the realistic lab: two more writes, a second move)."""
+    gce.emulator.op_seconds = 0.8
+    gce.instances[1].nics[0].alias = [f"{VIP}/32"]
+    a, _ = provider(gce, 0)
+
+    async def go() -> None:
+        await a.start()
+        assert await a.take()
+
+    run(go())
+    assert a.handover_grace() >= 3.2
