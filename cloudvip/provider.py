@@ -131,6 +131,11 @@ class Provider(abc.ABC):
         master that heard us re-asserts by itself, and then there is nothing to hand over."""
         return 0.0
 
+    def nobody_grace(self) -> float:
+        """Seconds the cloud may point to nobody during a peer's move (0: moves are one write,
+        so "nobody" is a change behind our back, re-asserted at once)."""
+        return 0.0
+
     @abc.abstractmethod
     async def holder(self) -> HolderInfo:
         """Who holds the VIP right now, as the provider sees it."""

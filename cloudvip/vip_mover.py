@@ -103,6 +103,7 @@ class VipMover:
         self._wanted_again = asyncio.Event()  # want(True): ends a hand-over's grace at once
         self._split_since: float | None = None  # when the cloud began pointing to a peer
         self._split_hold = self._split_hold_base = split_brain_hold
+        self._nobody_since: float | None = None  # when the cloud was first seen pointing to nobody
 
     def start(self, previous: VipMover | None = None) -> None:
         """Start, and first make sure we hold nothing: a crashed agent may have left its
@@ -209,6 +210,11 @@ class VipMover:
                 continue
             if info.holder is not Holder.PEER:
                 self._split_since = None
+            if info.holder is not Holder.NOBODY:
+                self._nobody_since = None
+            elif self._peer_may_be_moving():
+                suspect = True
+                continue
             if info.holder in (Holder.NOBODY, Holder.OTHER):
                 self.log.warning("%s: the VIP points to %s in the cloud: re-asserting", self.name,
                                  "nobody" if info.holder is Holder.NOBODY else f"{info.detail}, not a peer,")
@@ -216,6 +222,21 @@ class VipMover:
             elif info.holder is Holder.PEER:
                 suspect = True
                 self._peer_holds(info.detail)
+
+    def _peer_may_be_moving(self) -> bool:
+        """The cloud points to nobody: where a move is two writes (remove, then add: GCP), a
+        peer's move shows that for a while; look again before re-asserting, up to the provider's
+        nobody_grace(), so that masters in a partition do not take turns removing it."""
+        grace = self.provider.nobody_grace()
+        now = time.monotonic()
+        if self._nobody_since is None:
+            self._nobody_since = now
+        if now - self._nobody_since >= grace:
+            self._nobody_since = None
+            return False
+        self.log.info("%s: the VIP points to nobody in the cloud: a peer's move under way? looking again "
+                      "(re-asserting after %.1f s)", self.name, grace)
+        return True
 
     def _peer_holds(self, peer: str) -> None:
         """The cloud points to a peer while we are master: the last claim stands, unless it has

@@ -76,6 +76,7 @@ class _Operation:
     due: float
     effect: Callable[[], None] | None
     status: str = "RUNNING"
+    ranges: list[str] = field(default_factory=list)  # alias ranges it adds (reserved while it runs)
 
 
 @dataclass(frozen=True)
@@ -267,9 +268,11 @@ class GceEmulator:
         ranges = [str(r.get("ipCidrRange", "")) for r in b["aliasIpRanges"]] if "aliasIpRanges" in b \
             else list(nic.alias)
         ranges = [r if "/" in r else f"{r}/32" for r in ranges]
+        pending = {o.target: o.ranges for o in self._ops.values() if o.status == "RUNNING" and o.ranges}
         for other in self.instances.values():
             for n in other.nics:
-                taken = set(ranges) & set(n.alias)
+                # held, or being added by a running operation (the address is reserved for it)
+                taken = set(ranges) & (set(n.alias) | set(pending.get(self.url(other), [])))
                 if other is not inst and taken:
                     return (*_error(400, "invalid", f"Invalid value for field 'resource.aliasIpRanges[0]."
                                     f"ipCidrRange': '{sorted(taken)[0]}'. The IP address is already being used "
@@ -280,6 +283,7 @@ class GceEmulator:
             nic.alias = ranges
 
         o = self._operation("updateNetworkInterface", f"zones/{inst.zone}", self.url(inst), effect)
+        o.ranges = [r for r in ranges if r not in nic.alias]
         return 200, self._op_json(o), inst.name
 
     def _get_route(self, g: dict[str, str], q: Any, b: Any) -> tuple[int, dict[str, Any], str]:

@@ -36,6 +36,14 @@ T = TypeVar("T")
 API = "https://compute.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/compute"
 FINGERPRINT_TRIES = 3  # re-read and retry an update whose fingerprint went stale meanwhile
+#: errors that say "another change is under way": a peer's move still running (its operation
+#: holds the address, or the instance), which retrying shortly resolves
+BUSY_REASONS = {"resourceNotReady", "resourceInUseByAnotherResource", "conflict", "alreadyExists"}
+
+
+def retryable(status: int, reason: str, message: str) -> bool:
+    return status in (408, 429) or status >= 500 or reason in BUSY_REASONS or \
+        (status == 400 and "already being used" in message)
 
 
 def classify(exc: Exception) -> ProviderError:
@@ -49,9 +57,8 @@ def classify(exc: Exception) -> ProviderError:
         code = int(exc.code or 0)
         first = exc.errors[0] if exc.errors else None
         reason = str(first.get("reason", "") if isinstance(first, dict) else (exc.reason or ""))
-        retryable = code == 429 or code >= 500 or code == 408
-        return ProviderError(f"{code} {reason or type(exc).__name__}: {exc.message}", retryable=retryable,
-                             code=reason or str(code))
+        return ProviderError(f"{code} {reason or type(exc).__name__}: {exc.message}",
+                             retryable=retryable(code, reason, str(exc.message)), code=reason or str(code))
     if isinstance(exc, (aexc.TransportError, aexc.RefreshError)):
         return ProviderError(f"credentials: {exc}", retryable=True)
     if isinstance(exc, aexc.DefaultCredentialsError):
@@ -247,6 +254,11 @@ class GcpProvider(CloudProvider):
                 await self._point_route(vip, target)
         self._move_took = time.monotonic() - started
 
+    def nobody_grace(self) -> float:
+        """A move is two writes (remove then add; delete then insert): in between the cloud points
+        to nobody. Give a peer's move as long as a hand-over waits before re-asserting."""
+        return self.handover_grace()
+
     def handover_grace(self) -> float:
         """Also twice our last move: a master's claim is two writes, each an operation that runs
         a while, the cloud pointing to us meanwhile; handing over then would be two more writes."""
@@ -381,5 +393,5 @@ def _http_error(resp: Any) -> ProviderError:
     except (ValueError, AttributeError, IndexError, TypeError):
         reason, message = "", resp.text[:200]
     status = int(resp.status_code)
-    return ProviderError(f"{status} {reason}: {message}", retryable=status == 429 or status >= 500 or status == 408,
+    return ProviderError(f"{status} {reason}: {message}", retryable=retryable(status, reason, message),
                          code=reason or str(status))

@@ -5,6 +5,7 @@ there, as on GCE (lab/cloudvip_lab/gce_site.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ import pytest
 from cloudvip_lab.daemons import Daemon, instance_block
 from cloudvip_lab.gce_emulator import build_world
 from cloudvip_lab.gce_site import MODES, GceSite
+from cloudvip_lab.profiles import PROFILES
 from cloudvip_lab.topology import Topology
 
+from ..fault_harness import Conditions, conditions
 from ..netns.conftest import needs_root
 
 pytestmark = [needs_root, pytest.mark.netns]
@@ -29,15 +32,15 @@ class World:
     site: GceSite
     tmp: Path
     agents: list[Daemon] = field(default_factory=list)
+    cond: Conditions = field(default_factory=lambda: Conditions(PROFILES["instant"], ADVERT, RECONCILE))
 
     def agent(self, index: int, priority: int, mode: str) -> Daemon:
         node = self.topo.nodes[index]
         peers = [n for n in self.topo.nodes if n is not node]
         vip = GceSite.vip_for(mode)
         conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
-            node, peers, priority=priority, version=3, advert=ADVERT,
-            vip=f"{vip}/{24 if mode == 'alias_ip' else 32}",
-            extra=self.site.cloud_block(mode, f"        reconcile_interval {RECONCILE:g}\n"))
+            node, peers, priority=priority, version=3, advert=self.cond.advert,
+            vip=f"{vip}/{24 if mode == 'alias_ip' else 32}", extra=self.site.cloud_block(mode, self.cond.cloud_extra))
         daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp, env=self.site.env()).start()
         self.agents.append(daemon)
         return daemon
@@ -46,29 +49,54 @@ class World:
         vip = GceSite.vip_for(mode)
         return self.site.world.holders(mode, vip) == [f"node{index + 1}"] and daemon.has_vip(vip)
 
-    def pair(self, mode: str) -> tuple[Daemon, Daemon]:
-        a, b = self.agent(0, 100, mode), self.agent(1, 90, mode)
-        assert self.topo.wait_for(lambda: self.holds(mode, 0, a), 15, 0.05), a.log + b.log
+    def cluster(self, mode: str) -> list[Daemon]:
+        """An agent on every node (priorities 100, 90, 80...), once node 1 holds the VIP."""
+        agents = [self.agent(i, 100 - 10 * i, mode) for i in range(len(self.topo.nodes))]
+        assert self.topo.wait_for(lambda: self.holds(mode, 0, agents[0]), 15 + 3 * self.cond.mdi, 0.05), \
+            "".join(d.log for d in agents)
         time.sleep(0.5)  # past VRRP's start-up race; count writes from here
-        assert self.holds(mode, 0, a), a.log + b.log
+        assert self.holds(mode, 0, agents[0]), "".join(d.log for d in agents)
         self.site.world.emulator.calls.clear()
+        return agents
+
+    def pair(self, mode: str) -> tuple[Daemon, Daemon]:
+        a, b = self.cluster(mode)
         return a, b
+
+
+@contextlib.contextmanager
+def open_world(tmp_path: Path, nodes: int, mode: str = "alias_ip", matrix: bool = False) -> Iterator[World]:
+    """Namespaces wired to the Compute Engine API: instant, advert 0.1 s; `matrix`: under the
+    fault matrix's conditions (fault_harness.conditions: CLOUDVIP_FAULT_PROFILE)."""
+    topo = Topology("cvg", nodes).create()
+    gce = build_world([(str(n.ip), n.mac) for n in topo.nodes])
+    cond = conditions("gcp", gce.emulator.port, tmp_path) if matrix else None
+    site: GceSite | None = None
+    w: World | None = None
+    try:
+        site = GceSite(topo, gce, cond.edge if cond else None)
+        w = World(topo, site, tmp_path) if cond is None else World(topo, site, tmp_path, cond=cond)
+        if cond is not None:
+            gce.emulator.op_seconds = cond.profile.operation_seconds
+            cond.watch(topo, GceSite.vip_for(mode), cond.profile.propagation_for(f"gcp_{mode}"),
+                       lambda: site.route(mode, GceSite.vip_for(mode)), on_host=True)
+        yield w
+    finally:
+        for d in w.agents if w else []:
+            if d.alive:
+                d.kill()
+        if cond is not None:
+            cond.close()
+        if site:
+            site.close()
+        gce.emulator.close()
+        topo.destroy()
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    with Topology("cvg", 2) as topo:
-        gce = build_world([(str(n.ip), n.mac) for n in topo.nodes])
-        site = GceSite(topo, gce)
-        w = World(topo, site, tmp_path)
-        try:
-            yield w
-        finally:
-            for d in w.agents:
-                if d.alive:
-                    d.kill()
-            site.close()
-            gce.emulator.close()
+    with open_world(tmp_path, 2) as w:
+        yield w
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -4,6 +4,7 @@ throttling; the cloud block's checks. (The host side is a recording fake here.)"
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from http.server import ThreadingHTTPServer
@@ -77,6 +78,27 @@ def test_a_stale_fingerprint_is_read_again_and_the_write_retried(gce: GceWorld) 
     assert [c.status for c in gce.emulator.calls if c.op == "update_nic"] == [412, 200]
 
 
+def test_a_move_refused_while_a_peers_move_runs_is_retryable(gce: GceWorld) -> None:
+    """Two masters at once (a partition): the address is reserved by the peer's running
+    operation, and the refusal is retryable, so the mover tries again in a moment instead of at
+    the next reconciliation (the peer's hand-over would otherwise move it a second time)."""
+    gce.emulator.op_seconds = 0.5
+    a, _ = provider(gce, 0)
+    b, _ = provider(gce, 1)
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        claim = asyncio.ensure_future(b.take())
+        await asyncio.sleep(0.2)  # b's add runs
+        with pytest.raises(ProviderError) as exc:
+            await a.take()
+        assert exc.value.retryable and "already being used" in str(exc.value)
+        await claim
+
+    run(go())
+
+
 def test_operations_are_waited_for(gce: GceWorld) -> None:
     """An update takes effect when its zonal operation is DONE: take() returns after that."""
     gce.emulator.op_seconds = 0.4
@@ -113,7 +135,8 @@ def test_route_mode_inserts_then_deletes_and_inserts_with_priority_and_tags(gce:
 
 
 @pytest.mark.parametrize("status, reason, retryable", [(429, "rateLimitExceeded", True), (503, "backendError", True),
-                                                       (500, "internalError", True), (403, "forbidden", False)])
+                                                       (500, "internalError", True), (403, "forbidden", False),
+                                                       (400, "resourceNotReady", True), (400, "invalid", False)])
 def test_errors_are_classified(gce: GceWorld, status: int, reason: str, retryable: bool) -> None:
     a, _ = provider(gce, 0)
 
