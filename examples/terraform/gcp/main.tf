@@ -94,6 +94,7 @@ resource "google_compute_instance" "node" {
   # route mode: the master receives packets for the VIP, an address no NIC has
   can_ip_forward = var.mode == "route" #checkov:skip=CKV_GCP_36:route mode needs IP forwarding (packets to the VIP)
 
+  # checkov:skip=CKV_GCP_38:disks are encrypted at rest with Google-managed keys; customer-supplied keys are the operator's to create and rotate
   boot_disk {
     initialize_params {
       image = var.image
