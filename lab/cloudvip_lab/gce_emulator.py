@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from .json_api import JsonApiHandler
+
 PROJECT, PROJECT_NUMBER, ZONE = "cloudvip-lab", "123456789012", "europe-west1-b"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
@@ -333,22 +335,14 @@ class GceEmulator:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         emu = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            wbufsize = 1 << 16
-            disable_nagle_algorithm = True
+        class Handler(JsonApiHandler):
+            content_type = "application/json; charset=UTF-8"
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _serve(self, method: str) -> None:
+            def serve(self, method: str) -> None:
                 started = time.monotonic()
-                delay = emu.delays.get(_op_name(method, urlsplit(self.path).path), 0.0)
-                if delay:
-                    time.sleep(delay)  # outside the lock: other requests go on meanwhile
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
+                self.pause(emu.delays.get(_op_name(method, parts.path), 0.0))
+                body = self.json_body()
                 target = ""
                 if parts.path == "/token" and method == "POST":
                     op, status = "token", 200
@@ -361,37 +355,15 @@ class GceEmulator:
                             op = "auth"
                             status, payload = _error(401, "authError", "Request had invalid authentication "
                                                                        "credentials.")
+                        elif body is None:
+                            op = "bad_json"
+                            status, payload = _error(400, "parseError", "Invalid JSON payload received.")
                         else:
-                            try:
-                                body = json.loads(raw) if raw else {}
-                            except ValueError:
-                                body = None
-                            if not isinstance(body, dict):
-                                op = "bad_json"
-                                status, payload = _error(400, "parseError", "Invalid JSON payload received.")
-                            else:
-                                op, status, payload, target = emu._route(method, parts.path, parse_qs(parts.query),
-                                                                         body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                            op, status, payload, target = emu._route(method, parts.path, parse_qs(parts.query),
+                                                                     body)
+                self.answer(status, payload)
                 with emu.lock:
                     emu.calls.append(ApiCall(op, method, parts.path, started, time.monotonic(), status, target))
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._serve("GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._serve("POST")
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                self._serve("PATCH")
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                self._serve("DELETE")
 
         return Handler
 

@@ -22,7 +22,6 @@ Every answer carries RateLimit-Limit/-Remaining/-Reset from a token bucket of 36
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_network
 from typing import Any, Callable
+
+from .json_api import JsonApiHandler
 
 RATE_LIMIT = 3600
 #: Hetzner's locations and their network zones
@@ -292,24 +293,12 @@ class HcloudEmulator:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         emu = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # one segment per answer, sent at once: headers and body written separately would
-            # meet the client's delayed ACK (Nagle) and add ~40 ms to every request
-            wbufsize = 1 << 16
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _serve(self, method: str) -> None:
+        class Handler(JsonApiHandler):
+            def serve(self, method: str) -> None:
                 started = time.monotonic()
-                delay = emu.delays.get(_operation(method, self.path.split("?", 1)[0])[0], 0.0)
-                if delay:
-                    time.sleep(delay)  # outside the lock: other requests go on meanwhile
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
+                self.pause(emu.delays.get(_operation(method, path)[0], 0.0))
+                body = self.json_body()
                 server = None
                 with emu.lock:
                     auth = self.headers.get("Authorization", "")
@@ -321,12 +310,8 @@ class HcloudEmulator:
                         op, status, payload = "forbidden", 403, _error("forbidden", "insufficient permissions")
                         ok, headers = emu._rate_headers(spend=True)
                     else:
-                        try:
-                            body = json.loads(raw) if raw else {}
-                        except ValueError:
-                            body = None
                         ok, headers = emu._rate_headers(spend=True)
-                        if body is None or not isinstance(body, dict):
+                        if body is None:
                             op, status, payload = "bad_json", 400, _error("json_error", "invalid JSON")
                         elif not ok:
                             op, status, payload = "rate_limited", 429, _error("rate_limit_exceeded", "limit")
@@ -343,25 +328,9 @@ class HcloudEmulator:
                                 status, payload, server = emu._route(op, m, body)
                                 if op == "list_servers" and "label_selector=" in self.path:
                                     payload = _select(payload, self.path)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.answer(status, payload, headers)
                 with emu.lock:
                     emu.calls.append(ApiCall(op, method, path, started, time.monotonic(), status, server))
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._serve("GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._serve("POST")
-
-            def do_PUT(self) -> None:  # noqa: N802
-                self._serve("PUT")
 
         return Handler
 
