@@ -30,7 +30,9 @@ from .topology import Topology
 
 if TYPE_CHECKING:
     from .aws_site import AwsSite
+    from .gce_emulator import GceWorld
     from .gce_site import GceSite
+    from .hcloud_emulator import HetznerWorld
     from .hetzner_site import HetznerSite
     from .netns_services import Forwarder
 
@@ -197,8 +199,25 @@ class Aws(EmulatedCloud):
             self.server.stop()
 
 
-class Hetzner(EmulatedCloud):
+class OwnEmulator(EmulatedCloud):
+    """A cloud whose emulator is ours (`world.emulator`, an HTTP server in this process)."""
+
+    world: HetznerWorld | GceWorld
+
+    def reset_writes(self) -> None:
+        with self.world.emulator.lock:
+            self.world.emulator.calls.clear()
+
+    def close(self) -> None:
+        if hasattr(self, "site"):
+            self.site.close()
+        if hasattr(self, "world"):
+            self.world.emulator.close()
+
+
+class Hetzner(OwnEmulator):
     site: HetznerSite
+    world: HetznerWorld
 
     def __init__(self, mode: str, profile: Profile = INSTANT) -> None:
         from .hetzner_site import HetznerSite
@@ -233,9 +252,6 @@ class Hetzner(EmulatedCloud):
         ids = [s.id for s in self.world.servers]
         return {ids.index(sid): n for sid, n in self.world.emulator.writes().items() if sid in ids}
 
-    def reset_writes(self) -> None:
-        with self.world.emulator.lock:
-            self.world.emulator.calls.clear()
 
     def remove_behind_the_back(self, i: int) -> None:
         emu = self.world.emulator
@@ -261,11 +277,6 @@ class Hetzner(EmulatedCloud):
     def slow_writes(self, seconds: float) -> None:
         self.world.emulator.delays[self._write_op()] = seconds
 
-    def close(self) -> None:
-        if hasattr(self, "site"):
-            self.site.close()
-        if hasattr(self, "world"):
-            self.world.emulator.close()
 
 
 class CloudLab(Lab):
@@ -451,8 +462,9 @@ class CloudLab(Lab):
             self.cloud.close()
 
 
-class Gcp(EmulatedCloud):
+class Gcp(OwnEmulator):
     site: GceSite
+    world: GceWorld
 
     def __init__(self, mode: str, profile: Profile = INSTANT) -> None:
         from .gce_site import GceSite
@@ -490,9 +502,6 @@ class Gcp(EmulatedCloud):
         names = [i.name for i in self.world.instances]
         return {names.index(n): c for n, c in self.world.emulator.writes().items() if n in names}
 
-    def reset_writes(self) -> None:
-        with self.world.emulator.lock:
-            self.world.emulator.calls.clear()
 
     def remove_behind_the_back(self, i: int) -> None:
         emu = self.world.emulator
@@ -517,11 +526,6 @@ class Gcp(EmulatedCloud):
     def slow_writes(self, seconds: float) -> None:
         self.world.emulator.delays[self._write_op()] = seconds
 
-    def close(self) -> None:
-        if hasattr(self, "site"):
-            self.site.close()
-        if hasattr(self, "world"):
-            self.world.emulator.close()
 
 
 def main(args: argparse.Namespace) -> int:
