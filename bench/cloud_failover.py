@@ -6,7 +6,9 @@ dies (SIGKILL) or resigns (SIGTERM: priority 0), for cloudvip and for keepalived
 - aws: secondary_ip on moto (corrected: lab/cloudvip_lab/ec2_emulator.py); the script runs
   `aws ec2 assign-private-ip-addresses --allow-reassignment` (awscli);
 - hetzner: floating_ip on lab/cloudvip_lab/hcloud_emulator.py; the script `curl`s
-  POST /v1/floating_ips/{id}/actions/assign.
+  POST /v1/floating_ips/{id}/actions/assign;
+- gcp: alias_ip on lab/cloudvip_lab/gce_emulator.py; the script is bench/gcp_move_vip.py,
+  Python with google-cloud-compute started cold (remove at the holder, add here).
 
 The profile (default `realistic`, lab/cloudvip_lab/profiles.py, docs/lab.md): the API 30 ms away
 over HTTPS with a lab CA, EC2 reads lagging writes by 1 s, Hetzner actions running 2 s, and a
@@ -25,7 +27,7 @@ node (node1: SIGKILL of its daemons and its link down) or stops its daemons (SIG
 daemon resigns with priority 0 and removes the address), waits for the client to be answered by
 node2, then node1 comes back, preempts, and the client is answered by it again before the next run.
 
-    python bench/cloud_failover.py --cloud aws|hetzner [--runs 20] [--profile realistic|instant]
+    python bench/cloud_failover.py --cloud aws|hetzner|gcp [--runs 20] [--profile realistic|instant]
 Needs root, keepalived; aws: boto3 + moto (dev extra) and awscli (installed into .venv-awscli
 on first use); hetzner: hcloud and curl.
 """
@@ -48,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from common import stats  # noqa: E402
 
 from cloudvip.state_machine import master_down_interval, skew_time  # noqa: E402
-from cloudvip_lab.cloud_demo import Aws, EmulatedCloud, Hetzner  # noqa: E402
+from cloudvip_lab.cloud_demo import Aws, EmulatedCloud, Gcp, Hetzner  # noqa: E402
 from cloudvip_lab.daemons import Daemon, instance_block  # noqa: E402
 from cloudvip_lab.fabric import Client, Fabric, first_answer, outage_parts  # noqa: E402
 from cloudvip_lab.hardened_keepalived import ScriptUser, SecureDir, notify_wrapper, write_pair_files  # noqa: E402
@@ -108,6 +110,26 @@ class ScriptedHetzner(Hetzner):
                 f"/actions/assign\n")
 
 
+class ScriptedGcp(Gcp):
+    """alias_ip; the notify_master script is Python with the Compute Engine client, cold."""
+
+    def __init__(self, profile_name: str) -> None:
+        super().__init__("alias_ip", PROFILES[profile_name])
+        self.script_tool = "python google-cloud-compute"
+
+    def notify_script(self, i: int) -> str:
+        from cloudvip_lab.gce_emulator import PROJECT
+        from cloudvip_lab.gce_site import API_PORT
+
+        env = "".join(f"export {k}={v}\n" for k, v in self.env().items())
+        inst = self.world.instances[i]
+        return (f"#!/bin/sh\n{env}exec {sys.executable} {ROOT / 'bench' / 'gcp_move_vip.py'} {PROJECT} {inst.zone} "
+                f"{inst.name} {self.vip} {self.site.edge.scheme}://127.0.0.1:{API_PORT}\n")
+
+
+Scripted = ScriptedAws | ScriptedHetzner | ScriptedGcp
+
+
 def awscli() -> Path:
     aws = AWSCLI_VENV / "bin" / "aws"
     if not aws.exists():
@@ -117,7 +139,7 @@ def awscli() -> Path:
     return aws
 
 
-def config(kind: str, cloud: ScriptedAws | ScriptedHetzner, node: Node, i: int, peers: list[Node], priority: int,
+def config(kind: str, cloud: Scripted, node: Node, i: int, peers: list[Node], priority: int,
            work: Path, notify: Path, wire: dict[str, float]) -> dict[str, Path]:
     """The config file of each daemon of this kind on this node."""
     if kind in ("companion", "fifo"):  # a hardened keepalived; the companion reads its own file
@@ -178,7 +200,7 @@ class NodeDaemons:
 class Run:
     """The namespaces, the cloud, its data plane and the client, shared by every kind."""
 
-    def __init__(self, topo: Topology, cloud: ScriptedAws | ScriptedHetzner, work: Path) -> None:
+    def __init__(self, topo: Topology, cloud: Scripted, work: Path) -> None:
         self.topo, self.cloud, self.work = topo, cloud, work
         self.fabric = Fabric(topo, cloud.vip, cloud.propagation, cloud.route, cloud.on_host)
         self.client = Client(self.fabric)
@@ -251,7 +273,7 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cloud", choices=["aws", "hetzner"], required=True)
+    ap.add_argument("--cloud", choices=["aws", "hetzner", "gcp"], required=True)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--profile", choices=sorted(PROFILES), default="realistic")
     ap.add_argument("--advert", type=float, default=0.1, help="advert_int (VRRPv3), seconds")
@@ -262,7 +284,9 @@ def main() -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wire = {"version": 3, "advert": args.advert}
-    cloud = ScriptedAws(args.profile) if args.cloud == "aws" else ScriptedHetzner(args.profile)
+    kinds: dict[str, type[ScriptedAws] | type[ScriptedHetzner] | type[ScriptedGcp]] = {
+        "aws": ScriptedAws, "hetzner": ScriptedHetzner, "gcp": ScriptedGcp}
+    cloud = kinds[args.cloud](args.profile)
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     secure = SecureDir("cloudvip-bench-")
     with tempfile.TemporaryDirectory(prefix="cloudvip-bench-") as tmp, Topology("cvcb", 2) as topo, ScriptUser():
