@@ -108,6 +108,8 @@ def test_killing_the_master_moves_the_vip_in_the_api(world: World, mode: str) ->
     writes = world.site.world.emulator.writes()
     # alias_ip: one remove on node1's NIC, one add on node2's; route: one delete, one insert
     assert writes == {"node1": 1, "node2": 1}, writes
+    tokens = world.site.world.emulator.tokens
+    assert tokens and not any(t in a.log + b.log for t in tokens)  # debug logging, and no credential
 
 
 @pytest.mark.parametrize("mode", MODES)
