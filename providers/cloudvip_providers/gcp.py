@@ -364,7 +364,7 @@ class GcpProvider(CloudProvider):
             return []
         found = await self._instances(self.settings.peer_label)
         peers = sorted({ip_address(str(i.network_interfaces[0].network_i_p)) for i in found
-                        if self._target(i) != self.me and i.network_interfaces and str(i.status) != "TERMINATED"},
+                        if self._target(i) != self.me and i.network_interfaces and str(i.status) == "RUNNING"},
                        key=lambda a: (a.version, int(a)))
         self.discovered = list(peers)
         return self.discovered
