@@ -23,9 +23,9 @@ from cloudvip_lab.topology import Topology
 __all__ = ["Conditions", "api_faults", "common_faults", "conditions", "matrix", "run_case", "sole_owner"]
 
 FULL_MATRIX = os.environ.get("CLOUDVIP_FAULT_MATRIX") == "full"
-#: "the API unreachable for a minute" (bench/fault_matrix.py); 20 s in CI, for time: long enough
+#: "the API unreachable for a minute" (bench/fault_matrix.py); 15 s in CI, for time: long enough
 #: for the takeover's retries to back off several times before the API comes back
-UNREACHABLE_S = 60 if FULL_MATRIX else 20
+UNREACHABLE_S = 60 if FULL_MATRIX else 15
 #: CLOUDVIP_FAULT_PROFILE=realistic (`bench/fault_matrix.py --profile realistic`): the cloud as
 #: docs/lab.md describes it, with the documented default intervals (advert 1 s; reconcile 10 s
 #: on AWS, 30 s on Hetzner) and the client's outage per case. CI keeps the instant profile and
