@@ -203,6 +203,7 @@ class Run:
     def __init__(self, topo: Topology, cloud: Scripted, work: Path) -> None:
         self.topo, self.cloud, self.work = topo, cloud, work
         self.fabric = Fabric(topo, cloud.vip, cloud.propagation, cloud.route, cloud.on_host)
+        cloud.follow(self.fabric)
         self.client = Client(self.fabric)
 
     def served(self, want: int, since: float, timeout: float = 30) -> None:
@@ -224,7 +225,8 @@ class Run:
         self.fabric.close()
 
 
-def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) -> dict[str, list[dict[str, float]]]:
+def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float],
+         logs_above: float | None = None) -> dict[str, list[dict[str, float]]]:
     topo, cloud = run.topo, run.cloud
     n1, n2 = topo.nodes
     env = cloud.env()
@@ -255,6 +257,9 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float]) 
                     out[scenario].append(run.split(fault, 1))
                 except RuntimeError as exc:
                     raise RuntimeError(f"{kind} {scenario}: {exc}\n{backup.log}") from None
+                if logs_above is not None and out[scenario][-1]["outage"] > logs_above * 1000:
+                    print(f"\n{kind} {scenario} run {i + 1}: outage {out[scenario][-1]['outage'] / 1000:.3f} s "
+                          f"(fault at monotonic {fault:.3f})\n{backup.log}", flush=True)
                 master.drop_vip(f"{cloud.vip}/32")
                 topo.set_link(n1, True)
                 run.fabric.restore_routes()
@@ -278,6 +283,8 @@ def main() -> int:
     ap.add_argument("--profile", choices=sorted(PROFILES), default="realistic")
     ap.add_argument("--advert", type=float, default=0.1, help="advert_int (VRRPv3), seconds")
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"a subset of {','.join(KINDS)}")
+    ap.add_argument("--logs-above", type=float, metavar="SECONDS",
+                    help="print the new master's daemon logs after each outage longer than this")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/cloud_failover.py needs root (network namespaces)", file=sys.stderr)
@@ -299,7 +306,7 @@ def main() -> int:
             notify = notify_wrapper(secure.path)
             for kind in args.kinds.split(","):
                 try:
-                    results[kind] = runs(kind, run, args.runs, notify, wire)
+                    results[kind] = runs(kind, run, args.runs, notify, wire, args.logs_above)
                 except RuntimeError as exc:  # reported, and the other kinds still run
                     print(f"\n{kind} FAILED: {exc}", flush=True)
                     continue

@@ -5,7 +5,8 @@ discover themselves exactly as on EC2 and nothing leaves the machine."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 from .cloud_edge import ApiEdge
 from .ec2_emulator import OVERLAY_VIP, REGION, Ec2World
@@ -21,17 +22,22 @@ TAKEOVER_WRITE = {"secondary_ip": "AssignPrivateIpAddresses", "elastic_ip": "Ass
 
 
 class AwsSite:
-    def __init__(self, topo: Topology, world: Ec2World, emulator_port: int, edge: ApiEdge | None = None) -> None:
-        self.topo, self.world = topo, world
+    def __init__(self, topo: Topology, world: Ec2World, emulator_port: int, edge: ApiEdge | None = None,
+                 backend: Callable[[], Any] | None = None) -> None:
+        self.topo, self.world, self.backend = topo, world, backend
         self.edge = edge or ApiEdge(emulator_port)
+        #: a secondary-IP VIP and the node the data plane sends it to now (a lab Fabric's
+        #: applied route); None: IMDS shows the cloud's state at once (the instant profile)
+        self.data_plane: tuple[str, Callable[[], int | None]] | None = None
         self.services: list[Forwarder | FakeImds] = []
         self.forwarders: list[Forwarder] = []  # per node: pause() makes the API unreachable from it
         try:
-            for node, instance, eni in zip(topo.nodes, world.instances, world.enis, strict=True):
+            for i, (node, instance, eni) in enumerate(zip(topo.nodes, world.instances, world.enis, strict=True)):
                 self.forwarders.append(Forwarder(node.name, EC2_PORT, self.edge.port, self.edge.rtt))
                 self.services.append(self.forwarders[-1])
                 self.services.append(FakeImds(node.name, IMDS_PORT, {"instance_id": instance, "mac": node.mac,
-                                                                      "region": REGION, "eni": eni}))
+                                                                      "region": REGION, "eni": eni},
+                                              local_ipv4s=functools.partial(self.local_ipv4s, i)))
         except BaseException:
             self.close()
             raise
@@ -76,6 +82,19 @@ class AwsSite:
                     if r.destination_cidr_block == f"{vip}/32" and r.interface is not None]
         node = self.world.enis.index(enis[0]) if len(enis) == 1 and enis[0] in self.world.enis else None
         return Route(node, translate=mode == "elastic_ip")
+
+    def local_ipv4s(self, i: int) -> list[str]:
+        """IMDS's network/interfaces/macs/MAC/local-ipv4s of node i's ENI. AWS: "check
+        local-ipv4s in the instance metadata to confirm that the remapping is complete": it
+        shows a moved secondary IP once the data plane has it, not when the API answers."""
+        if self.backend is None:
+            return [str(self.topo.nodes[i].ip)]
+        eni = self.backend().enis[self.world.enis[i]]
+        addrs = [str(a["PrivateIpAddress"]) for a in eni.private_ip_addresses]
+        if self.data_plane is not None:
+            vip, applied = self.data_plane
+            addrs = [a for a in addrs if a != vip] + ([vip] if applied() == i else [])
+        return addrs
 
     @staticmethod
     def vip_for(mode: str, default: str) -> str:

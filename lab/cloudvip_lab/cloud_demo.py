@@ -74,6 +74,9 @@ class EmulatedCloud(abc.ABC):
         """What an agent's (or a script's) SDK needs in its environment to reach the API."""
         return self.site.edge.env()
 
+    def follow(self, fabric: Fabric) -> None:
+        """What a node reads locally about the cloud (AWS's IMDS) follows this data plane."""
+
     @abc.abstractmethod
     def route(self) -> Route:
         """Where the cloud's state sends the VIP (read in-process: no API request)."""
@@ -135,7 +138,8 @@ class Aws(EmulatedCloud):
         self.server = Ec2Server()
         self.world = build_world(self.server, tuple(str(n.ip) for n in topo.nodes))
         CONSISTENCY["window"] = self.profile.consistency
-        self.site = AwsSite(topo, self.world, self.server.port, self.edge(self.server.port, workdir))
+        self.site = AwsSite(topo, self.world, self.server.port, self.edge(self.server.port, workdir),
+                            backend=self.server.ec2_backend)
         if self.mode == "route_table":  # as the Terraform example sets it: traffic routed to the VIP is accepted
             for eni in self.world.enis:
                 self.world.client.modify_network_interface_attribute(NetworkInterfaceId=eni,
@@ -152,6 +156,10 @@ class Aws(EmulatedCloud):
         # `cloudvip doctor` asks STS and IAM (the policy simulation) where it asks EC2
         api = f"{self.site.edge.scheme}://127.0.0.1:{EC2_PORT}"
         return super().env() | {"AWS_ENDPOINT_URL_STS": api, "AWS_ENDPOINT_URL_IAM": api}
+
+    def follow(self, fabric: Fabric) -> None:
+        if self.mode == "secondary_ip":
+            self.site.data_plane = (self.vip, lambda: fabric.applied.node)
 
     def route(self) -> Route:
         return self.site.route(self.mode, self.vip, self.server.ec2_backend())
@@ -405,6 +413,7 @@ class CloudLab(Lab):
         lines = self.cloud.open(self.topo.create(), self.workdir)
         self.fabric = Fabric(self.topo, self.cloud.vip, self.cloud.propagation, self.cloud.route,
                              self.cloud.on_host)
+        self.cloud.follow(self.fabric)
         self.prober = Client(self.fabric)
         print(f"  a client at {self.fabric.client.ip} asks {self.cloud.vip} every 10 ms, through the cloud's router")
         return lines

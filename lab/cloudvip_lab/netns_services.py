@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from .cloud_edge import delayed_pump, shut_down
 
@@ -136,11 +136,15 @@ class Forwarder:
         self.sock.close()
 
 
-def imds_handler(identity: Callable[[], dict[str, str]]) -> type[BaseHTTPRequestHandler]:
-    """IMDSv2: PUT /latest/api/token, then GETs with the token; GETs without one get 401."""
+def imds_handler(identity: Callable[[], dict[str, str]],
+                 local_ipv4s: Callable[[], list[str]] | None = None) -> type[BaseHTTPRequestHandler]:
+    """IMDSv2: PUT /latest/api/token, then GETs with the token; GETs without one get 401
+    (`Handler.tokens.clear()` expires the tokens given so far)."""
     tokens: set[str] = set()
 
     class Handler(BaseHTTPRequestHandler):
+        tokens: ClassVar[set[str]]
+
         def log_message(self, *args: object) -> None:
             pass
 
@@ -171,11 +175,15 @@ def imds_handler(identity: Callable[[], dict[str, str]]) -> type[BaseHTTPRequest
                      "/latest/meta-data/placement/region": ident["region"],
                      f"/latest/meta-data/network/interfaces/macs/{ident['mac']}/interface-id": ident["eni"],
                      "/latest/dynamic/instance-identity/document": json.dumps(ident)}
+            if local_ipv4s is not None:
+                paths[f"/latest/meta-data/network/interfaces/macs/{ident['mac']}/local-ipv4s"] = \
+                    "\n".join(local_ipv4s())
             if self.path in paths:
                 self._send(200, paths[self.path])
             else:
                 self._send(404)
 
+    Handler.tokens = tokens
     return Handler
 
 
@@ -194,9 +202,10 @@ class NetnsHttp:
 
 
 class FakeImds(NetnsHttp):
-    def __init__(self, ns: str, port: int, identity: dict[str, str]) -> None:
+    def __init__(self, ns: str, port: int, identity: dict[str, str],
+                 local_ipv4s: Callable[[], list[str]] | None = None) -> None:
         self.identity = identity
-        super().__init__(ns, port, imds_handler(lambda: self.identity))
+        super().__init__(ns, port, imds_handler(lambda: self.identity, local_ipv4s))
 
 
 def hetzner_metadata_handler(paths: dict[str, str]) -> type[BaseHTTPRequestHandler]:

@@ -66,6 +66,8 @@ class AwsProvider(CloudProvider):
         self.peer_refresh = settings.peer_refresh if settings.peer_tag else None
         self.target: Target | None = None
         self._ec2: Any = None
+        self._imds: Imds | None = None  # set when IMDS told us who we are: it confirms our writes too
+        self._mac = ""
         if not (settings.instance_id and settings.eni and settings.region):
             self.metadata_url = Imds(settings.imds_endpoint).endpoint
 
@@ -83,6 +85,9 @@ class AwsProvider(CloudProvider):
                 raise ProviderError(f"instance metadata: {exc} (set instance_id, eni and region in the cloud "
                                     "block to run without IMDS)", retryable=False) from None
             instance_id, eni, region = instance_id or ident.instance_id, eni or ident.eni, region or ident.region
+            if s.mode == "secondary_ip" and eni == ident.eni:
+                self._imds, self._mac = imds, ident.mac
+                self.confirms_locally = True
         self.target = Target(instance_id, eni, region)
         self.me = eni
         self._ec2 = await run_blocking(self._client, region)  # pay import and credential costs now
@@ -123,6 +128,21 @@ class AwsProvider(CloudProvider):
             if ni.get("SourceDestCheck", False):
                 self.ctx.log.warning("%s: source/destination check is on for %s: traffic routed to the VIP will "
                                      "be dropped; turn it off", self.ctx.instance.name, self.target.eni)
+
+    async def _confirmed_locally(self) -> list[str] | None:
+        """AWS: "Remapping an IP address is an asynchronous operation [...] check
+        network/interfaces/macs/mac/local-ipv4s in the instance metadata to confirm that the
+        remapping is complete." No API request, and no lagging Describe."""
+        if self._imds is None:
+            return None
+        try:
+            path = f"network/interfaces/macs/{self._mac}/local-ipv4s"
+            local = set((await run_blocking(self._imds.get, path)).split())
+        except ImdsError as exc:
+            self.ctx.log.debug("%s: IMDS cannot confirm the move (%s): the API will", self.ctx.instance.name, exc)
+            self.confirms_locally = False  # until the next start: one slow source is enough
+            return None
+        return [self.me] * len(self.vips) if all(v in local for v in self.vips) else None
 
     @property
     def vips(self) -> list[str]:

@@ -19,7 +19,9 @@ TOKEN_TTL = 21600
 
 
 class ImdsError(Exception):
-    pass
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, 0 when there was no answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,7 @@ class Imds:
             with open_direct(req, self.timeout) as resp:
                 return str(resp.read().decode()), dict(getattr(resp, "headers", {}).items())
         except urllib.error.HTTPError as exc:
-            raise ImdsError(f"IMDS {method} {path}: HTTP {exc.code}") from None
+            raise ImdsError(f"IMDS {method} {path}: HTTP {exc.code}", exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             raise ImdsError(f"IMDS {method} {path}: {getattr(exc, 'reason', exc)}") from None
 
@@ -72,7 +74,14 @@ class Imds:
     def get(self, path: str) -> str:
         token = self.token()
         headers = {"X-aws-ec2-metadata-token": token} if token else {}
-        return self._request("GET", f"meta-data/{path}", headers).strip()
+        try:
+            return self._request("GET", f"meta-data/{path}", headers).strip()
+        except ImdsError as exc:
+            if exc.status != 401 or token is None:
+                raise
+        self._token = None  # expired (a long-running agent outlives its TTL): one fresh token
+        token = self.token()
+        return self._request("GET", f"meta-data/{path}", {"X-aws-ec2-metadata-token": token} if token else {}).strip()
 
     def identity(self, mac: str | None = None) -> Identity:
         """Instance id, region and the ENI of `mac` (default: the instance's primary MAC)."""

@@ -26,6 +26,7 @@ from .linux import LinuxProvider
 
 
 HANDOVER_GRACE = 1.5  # seconds a master is given to re-assert by itself before we hand over
+LOCAL_POLL = 0.05  # seconds between looks at a local confirmation of our write (no API request)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,6 +82,9 @@ class CloudProvider(Provider):
     #: read that does not show our claim counts as somebody else's
     read_lag = 0.0
 
+    #: _confirmed_locally() can confirm our write (set once its source answered)
+    confirms_locally = False
+
     #: how the logs name this provider and mode, e.g. "aws secondary_ip"
     label: str = ""
     @staticmethod
@@ -131,17 +135,32 @@ class CloudProvider(Provider):
         self._seen = await self._holders()
         return self._seen
 
+    async def _confirmed_locally(self) -> list[str] | None:
+        """The holders as a source local to this node shows them once it shows ours, at no API
+        request (AWS: the instance metadata); None while it does not, or where there is none."""
+        return None
+
     async def _read_settled(self) -> list[str]:
         """The holders after our write: read until they show it, or read_lag has passed, or we
-        are no longer master (a peer's claim after ours is then no split brain)."""
-        deadline, pause = time.monotonic() + self.read_lag, 0.1
+        are no longer master (a peer's claim after ours is then no split brain). A local
+        confirmation, checked between the API reads, ends it at once: whichever is first."""
+        now = time.monotonic()
+        deadline, pause, next_read = now + self.read_lag, 0.1, now
         while True:
-            after = await self._read()
-            left = deadline - time.monotonic()
-            if self._ours(after) or left <= 0 or not self.ctx.wanted():
-                return after
-            await asyncio.sleep(min(pause, left))
-            pause *= 2
+            local = await self._confirmed_locally() if self.confirms_locally else None
+            if local is not None:
+                self._seen = local
+                return local
+            if time.monotonic() >= next_read:
+                after = await self._read()
+                if self._ours(after) or time.monotonic() >= deadline or not self.ctx.wanted():
+                    return after
+                next_read = min(time.monotonic() + pause, deadline)  # the last read at the deadline
+                pause *= 2
+            elif not self.ctx.wanted():
+                return self._seen or []
+            wait = next_read - time.monotonic()
+            await asyncio.sleep(max(0.0, min(LOCAL_POLL, wait) if self.confirms_locally else wait))
 
     def peer_addresses(self) -> list[str]:
         peers = [str(p.address) for p in self.ctx.instance.unicast_peers]

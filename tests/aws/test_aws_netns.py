@@ -89,13 +89,16 @@ def open_world(ec2: Ec2World, ec2_server: Ec2Server, tmp_path: Path, nodes: int,
     site: AwsSite | None = None
     w: World | None = None
     try:
-        site = AwsSite(topo, ec2, ec2_server.port, cond.edge if cond else None)
+        site = AwsSite(topo, ec2, ec2_server.port, cond.edge if cond else None, backend=ec2_server.ec2_backend)
         w = World(topo, ec2, site, tmp_path, ec2_server.ec2_backend) if cond is None else \
             World(topo, ec2, site, tmp_path, ec2_server.ec2_backend, cond=cond)
         if cond is not None:
             ec2_emulator.CONSISTENCY["window"] = cond.profile.consistency
             cond.watch(topo, VIP, cond.profile.propagation_for("secondary_ip"),
                        lambda: site.route("secondary_ip", VIP, ec2_server.ec2_backend()), on_host=True)
+            fabric = cond.fabric
+            if fabric is not None:
+                site.data_plane = (VIP, lambda: fabric.applied.node)
         yield w
     finally:
         FAULTS.clear()

@@ -46,6 +46,21 @@ def test_environment_variable_sets_the_endpoint(imds: str, monkeypatch: pytest.M
     assert Imds().get("instance-id") == IDENT["instance_id"]
 
 
+def test_an_expired_token_is_replaced() -> None:
+    """A token lives 6 hours; the agent runs for months: a 401 gets one fresh token."""
+    handler = imds_handler(lambda: IDENT)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        imds = Imds(f"http://127.0.0.1:{server.server_address[1]}")
+        assert imds.get("instance-id") == IDENT["instance_id"]
+        handler.tokens.clear()
+        assert imds.get("instance-id") == IDENT["instance_id"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_no_imdsv1_fallback_unless_configured() -> None:
     # nothing listens on port 9: the token call fails and, without the fallback, so does everything
     with pytest.raises(ImdsError, match="api/token"):

@@ -4,11 +4,14 @@ consistency), HTTPS verified against a CA the SDK is told about, connections kep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import threading
 import time
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -17,10 +20,11 @@ from cloudvip_lab import ec2_emulator
 from cloudvip_providers.aws import AwsProvider
 from cloudvip_lab.cloud_edge import ApiEdge, LabCa
 from cloudvip_lab.ec2_emulator import writes
+from cloudvip_lab.netns_services import imds_handler
 
-from ..fake_host import run
-from .conftest import Ec2World
-from .test_aws_provider import provider
+from ..fake_host import build, run
+from .conftest import REGION, Ec2World
+from .test_aws_provider import conf, provider
 
 
 @pytest.fixture
@@ -129,3 +133,58 @@ def test_a_node_that_steps_down_while_its_claim_settles_gives_the_claim_up(
     assert took is False and host_b.addresses == set()
     assert seconds < 0.9  # it stopped reading when it stepped down, not after the read lag
     assert "split brain" not in caplog.text
+
+
+@contextlib.contextmanager
+def imds_of(ec2: Ec2World, backend: Any, index: int, data_plane_done: bool) -> Iterator[str]:
+    """IMDS for node `index` (FakeHost's MAC): its ENI's local-ipv4s from moto's state once the
+    remapping is complete (`data_plane_done`), else only its primary address."""
+    eni = ec2.enis[index]
+
+    def local_ipv4s() -> list[str]:
+        addrs = [str(a["PrivateIpAddress"]) for a in backend().enis[eni].private_ip_addresses]
+        return addrs if data_plane_done else addrs[:1]
+
+    ident = {"instance_id": ec2.instances[index], "mac": "02:00:00:00:00:01", "region": REGION, "eni": eni}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), imds_handler(lambda: ident, local_ipv4s))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("data_plane_done", [True, False])
+def test_imds_confirms_our_secondary_ip_where_describe_still_lags(
+        ec2: Ec2World, ec2_server: ec2_emulator.Ec2Server, lagging_reads: None, data_plane_done: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """node2, which found itself through IMDS, takes over from node1. AWS's advice for a remapped
+    secondary IP is to check local-ipv4s in the instance metadata: once it lists the VIP, the
+    move is verified with no Describe (which still answers as before the write). While it does
+    not, the Describes settle it as before."""
+    a, _ = provider(ec2, 0, peer="198.51.100.12")
+    with imds_of(ec2, ec2_server.ec2_backend, 1, data_plane_done) as imds:
+        b, host_b = build(AwsProvider, conf(f"        mode secondary_ip\n        endpoint {ec2.endpoint}\n"
+                                            f"        imds_endpoint {imds}", "198.51.100.11"))
+
+        async def go() -> None:
+            await a.start()
+            await b.start()
+            await a.take()
+            ec2_emulator._stale_until[0] = 0.0
+            assert (await b.holder()).holder is Holder.PEER
+            with ec2_emulator._lock:
+                ec2_emulator.CALLS.clear()
+            assert await b.take() is True
+
+        with caplog.at_level(logging.INFO):
+            run(go())
+    assert writes() == {ec2.enis[1]: 1}
+    assert host_b.addresses == {"198.51.100.100"}
+    assert "split brain" not in caplog.text and "now points to" in caplog.text
+    calls = [c.action for c in ec2_emulator.CALLS]
+    if data_plane_done:
+        assert calls == ["AssignPrivateIpAddresses"]
+    else:
+        assert calls[0] == "AssignPrivateIpAddresses" and calls.count("DescribeNetworkInterfaces") >= 2
