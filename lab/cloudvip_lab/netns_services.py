@@ -268,3 +268,52 @@ def gce_metadata_paths(project: str, project_number: str, zone: str, name: str, 
             f"{root}/instance/service-accounts/default/": json.dumps(
                 {"email": email, "aliases": ["default"], "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}),
             f"{root}/instance/service-accounts/default/email": email}
+
+
+def azure_imds_handler(instance: Callable[[], dict[str, Any]],
+                       token: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
+    """Azure's Instance Metadata Service: GET /metadata/instance?api-version=... and the managed
+    identity's GET /metadata/identity/oauth2/token?resource=..., both only with `Metadata: true`
+    (400 without it, as IMDS answers); the token from `token` (the emulated ARM's)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            path, _, query = self.path.partition("?")
+            params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+            if self.headers.get("Metadata", "").lower() != "true":
+                code, body = 400, {"error": "Bad request. Required metadata header not specified"}
+            elif "api-version" not in params:
+                code, body = 400, {"error": "Bad request. api-version was not specified in the request"}
+            elif path == "/metadata/instance":
+                code, body = 200, instance()
+            elif path == "/metadata/identity/oauth2/token" and params.get("resource"):
+                now = int(time.time())
+                code, body = 200, {"access_token": token(), "client_id": "00000000-0000-0000-0000-00000000c1a5",
+                                   "expires_in": "86399", "expires_on": str(now + 86399), "ext_expires_in": "86399",
+                                   "not_before": str(now), "resource": params["resource"], "token_type": "Bearer"}
+            else:
+                code, body = 404, {"error": "Not found"}
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def azure_instance_metadata(subscription: str, group: str, name: str, location: str, mac: str, ip: str,
+                            tags: dict[str, str]) -> dict[str, Any]:
+    """What IMDS's /metadata/instance says about one VM with one NIC."""
+    return {"compute": {"subscriptionId": subscription, "resourceGroupName": group, "name": name,
+                        "location": location, "vmId": "00000000-0000-0000-0000-" + mac.replace(":", "").lower(),
+                        "azEnvironment": "AzurePublicCloud", "osType": "Linux",
+                        "tagsList": [{"name": k, "value": v} for k, v in tags.items()]},
+            "network": {"interface": [{"macAddress": mac.replace(":", "").upper(),
+                                       "ipv4": {"ipAddress": [{"privateIpAddress": ip, "publicIpAddress": ""}],
+                                                "subnet": [{"address": ip.rsplit(".", 1)[0] + ".0", "prefix": "24"}]},
+                                       "ipv6": {"ipAddress": []}}]}}
