@@ -314,12 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     doc.set_defaults(func=doctor)
     demo = sub.add_parser("lab", help="show a real failover in throw-away network namespaces (root)")
     demo.add_argument("--nodes", type=int, default=3, choices=[2, 3])
-    demo.add_argument("--cloud", choices=["aws", "hetzner", "gcp"], default=None,
+    demo.add_argument("--cloud", choices=["aws", "hetzner", "gcp", "azure"], default=None,
                       help="move the VIP through an emulated cloud API on 127.0.0.1")
     demo.add_argument("--mode", default=None,
-                      choices=["secondary_ip", "elastic_ip", "route_table", "floating_ip", "alias_ip", "route"],
+                      choices=["secondary_ip", "elastic_ip", "route_table", "floating_ip", "alias_ip", "route",
+                               "ip_config"],
                       help="how the VIP moves: aws secondary_ip (default), elastic_ip, route_table; "
-                           "hetzner floating_ip (default), alias_ip; gcp alias_ip (default), route")
+                           "hetzner floating_ip (default), alias_ip; gcp alias_ip (default), route; "
+                           "azure route_table (default), ip_config")
     demo.add_argument("--companion", action="store_true",
                       help="with --cloud: a hardened stock keepalived elects, a cloudvip companion moves the VIP")
     demo.add_argument("--profile", choices=["realistic", "instant"], default="realistic",

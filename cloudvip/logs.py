@@ -31,5 +31,5 @@ def setup(level: str = "info", json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("pyroute2", "botocore", "boto3", "urllib3", "hcloud"):
+    for noisy in ("pyroute2", "botocore", "boto3", "urllib3", "hcloud", "azure", "msal"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -4,23 +4,26 @@ cloudvip_lab.faults, shared with bench/soak.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from cloudvip.state_machine import master_down_interval
 from cloudvip_lab.cloud_edge import ApiEdge, LabCa
-from cloudvip_lab.daemons import Daemon
+from cloudvip_lab.cloud_demo import EmulatedCloud
+from cloudvip_lab.daemons import Daemon, instance_block
 from cloudvip_lab.fabric import Client, Fabric, Route
 from cloudvip_lab.faults import freeze, settle, sole_owner, vrrp_delay, vrrp_loss, vrrp_partition, wait_until
 from cloudvip_lab.netns_services import Forwarder
 from cloudvip_lab.profiles import PROFILES, Profile
 from cloudvip_lab.topology import Topology
 
-__all__ = ["Conditions", "api_faults", "common_faults", "conditions", "matrix", "run_case", "sole_owner"]
+__all__ = ["CloudWorld", "Conditions", "api_faults", "cloud_world", "common_faults", "conditions", "matrix",
+           "run_case", "sole_owner"]
 
 FULL_MATRIX = os.environ.get("CLOUDVIP_FAULT_MATRIX") == "full"
 #: "the API unreachable for a minute" (bench/fault_matrix.py); 15 s in CI, for time: long enough
@@ -69,12 +72,84 @@ class Conditions:
                 part.close()
 
 
-def conditions(cloud: str, emulator_port: int, tmp: Path) -> Conditions:
+def timing(cloud: str) -> Conditions:
+    """The profile and VRRP's pace of the fault matrix (no edge: a cloud that builds its own)."""
     if PROFILE.name == "instant":
-        return Conditions(PROFILE, advert=0.1, reconcile={"aws": 1.0, "hetzner": 5.0, "gcp": 2.0}[cloud])
-    edge = ApiEdge(emulator_port, PROFILE.rtt, LabCa(tmp / "lab-ca") if PROFILE.tls else None, PROFILE.idle_close)
-    return Conditions(PROFILE, advert=1.0, reconcile={"aws": 10.0, "hetzner": 30.0, "gcp": 10.0}[cloud], edge=edge,
+        return Conditions(PROFILE, advert=0.1, reconcile={"aws": 1.0, "hetzner": 5.0, "gcp": 2.0, "azure": 2.0}[cloud])
+    return Conditions(PROFILE, advert=1.0, reconcile={"aws": 10.0, "hetzner": 30.0, "gcp": 10.0, "azure": 10.0}[cloud],
                       settle_limit=150.0)
+
+
+def conditions(cloud: str, emulator_port: int, tmp: Path) -> Conditions:
+    cond = timing(cloud)
+    if PROFILE.name != "instant":
+        cond.edge = ApiEdge(emulator_port, PROFILE.rtt, LabCa(tmp / "lab-ca") if PROFILE.tls else None,
+                            PROFILE.idle_close)
+    return cond
+
+
+@dataclass
+class CloudWorld:
+    """Agents in namespaces on one of the lab's emulated clouds (cloudvip_lab.cloud_demo), under
+    `cond`: the cloud builds its own API edge, metadata services and cloud blocks."""
+    topo: Topology
+    cloud: EmulatedCloud
+    tmp: Path
+    cond: Conditions
+    agents: list[Daemon] = field(default_factory=list)
+
+    def agent(self, index: int, priority: int) -> Daemon:
+        node = self.topo.nodes[index]
+        peers = [n for n in self.topo.nodes if n is not node]
+        conf = f"global_defs {{\n    router_id {node.name}\n}}\n\n" + instance_block(
+            node, peers, priority=priority, version=3, advert=self.cond.advert, vip=f"{self.cloud.vip}/32",
+            extra=self.cloud.cloud_block(index))
+        daemon = Daemon(self.topo, node, "cloudvip", conf, self.tmp, env=self.cloud.env()).start()
+        self.agents.append(daemon)
+        return daemon
+
+    def holds(self, index: int, daemon: Daemon) -> bool:
+        return self.cloud.owner() == index and (not self.cloud.on_host or daemon.has_vip(self.cloud.vip))
+
+    def owner(self) -> int | None:
+        """The node the cloud sends the VIP to, if its host alone carries it (fault_harness.sole_owner)."""
+        return sole_owner(self.cloud.owner(), self.agents, self.cloud.vip)
+
+    def cluster(self) -> list[Daemon]:
+        """An agent on every node (priorities 100, 90, 80...), once node 1 holds the VIP."""
+        agents = [self.agent(i, 100 - 10 * i) for i in range(len(self.topo.nodes))]
+        limit = 15 + 3 * self.cond.mdi + self.cloud.move_seconds
+        # the cloud points to node 1 and its agent has verified it (its long-running operation over)
+        assert self.topo.wait_for(lambda: self.holds(0, agents[0]) and "now points to" in agents[0].log, limit,
+                                  0.05), "".join(d.log for d in agents)
+        time.sleep(0.5)  # past VRRP's start-up race; count writes from here
+        assert self.holds(0, agents[0]), "".join(d.log for d in agents)
+        self.cloud.reset_writes()
+        return agents
+
+
+@contextlib.contextmanager
+def cloud_world(make: Callable[[Profile], EmulatedCloud], tmp: Path, nodes: int,
+                cond: Conditions) -> Iterator[CloudWorld]:
+    """Namespaces, the cloud `make` builds under cond's profile and, under a realistic profile,
+    its routed data plane and a client."""
+    topo = Topology("cvc", nodes).create()
+    cloud = make(cond.profile)
+    cloud.reconcile = cond.reconcile
+    w = CloudWorld(topo, cloud, tmp, cond)
+    try:
+        cloud.open(topo, tmp)
+        cond.watch(topo, cloud.vip, cloud.propagation, cloud.route, cloud.on_host)
+        if cond.fabric is not None:
+            cloud.follow(cond.fabric)
+        yield w
+    finally:
+        for d in w.agents:
+            if d.alive:
+                d.kill()
+        cond.close()
+        cloud.close()
+        topo.destroy()
 
 
 def common_faults(topo: Topology) -> dict[str, Callable[[Daemon, Daemon], object]]:

@@ -29,7 +29,9 @@ from .profiles import INSTANT, PROFILES, SOURCES, Profile
 from .topology import Topology
 
 if TYPE_CHECKING:
+    from .arm_emulator import ArmWorld
     from .aws_site import AwsSite
+    from .azure_site import AzureSite
     from .gce_emulator import GceWorld
     from .gce_site import GceSite
     from .hcloud_emulator import HetznerWorld
@@ -47,7 +49,7 @@ class EmulatedCloud(abc.ABC):
     mode: str
     on_host = True  # the host carries the VIP too
     reconcile = RECONCILE
-    site: AwsSite | HetznerSite | GceSite
+    site: AwsSite | HetznerSite | GceSite | AzureSite
     profile: Profile = INSTANT
 
     @property
@@ -210,7 +212,7 @@ class Aws(EmulatedCloud):
 class OwnEmulator(EmulatedCloud):
     """A cloud whose emulator is ours (`world.emulator`, an HTTP server in this process)."""
 
-    world: HetznerWorld | GceWorld
+    world: HetznerWorld | GceWorld | ArmWorld
 
     def reset_writes(self) -> None:
         with self.world.emulator.lock:
@@ -537,8 +539,83 @@ class Gcp(OwnEmulator):
 
 
 
+class Azure(OwnEmulator):
+    site: AzureSite
+    world: ArmWorld
+
+    def __init__(self, mode: str, profile: Profile = INSTANT) -> None:
+        from .azure_site import AzureSite
+
+        self.mode, self.vip, self.profile = mode, AzureSite.vip_for(mode), profile
+
+    @property
+    def kind(self) -> str:
+        return f"azure_{self.mode}"
+
+    def edge(self, emulator_port: int, workdir: Path) -> ApiEdge:
+        """Always TLS: azure-core sends its bearer token over HTTPS only."""
+        return ApiEdge(emulator_port, self.profile.rtt, LabCa(workdir / "lab-ca"), self.profile.idle_close)
+
+    def open(self, topo: Topology, workdir: Path) -> list[str]:
+        from .arm_emulator import build_world
+        from .azure_site import AzureSite
+
+        self.world = build_world([(str(n.ip), n.mac) for n in topo.nodes], self.profile.arm_seconds.get(self.kind, 0.0))
+        self.site = AzureSite(topo, self.world, self.edge(self.world.emulator.port, workdir))
+        if self.mode == "route_table":  # as the Terraform example sets it: the VIP routed to a NIC is accepted
+            for nic in self.world.nics:
+                nic.ip_forwarding = True
+        return [f"VM {n.vm}, NIC {n.name} (found through IMDS, its managed identity's token too)"
+                for n in self.world.nics]
+
+    def env(self) -> dict[str, str]:
+        return self.site.env()
+
+    def cloud_block(self, i: int) -> str:
+        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
+
+    def route(self) -> Route:
+        return self.site.route(self.mode, self.vip)
+
+    def describe(self) -> str:
+        i = self.owner()
+        what = f"route {self.vip}/32 -> VirtualAppliance" if self.mode == "route_table" else \
+            f"IP configuration {self.vip} on"
+        return f"Azure: {what} " + (f"node{i + 1}" if i is not None else "nobody")
+
+    def writes(self) -> dict[int, int]:
+        nodes = self.site.topo.nodes
+        keys = [n.name for n in self.world.nics] if self.mode == "ip_config" else [str(n.ip) for n in nodes]
+        return {keys.index(k): c for k, c in self.world.emulator.writes().items() if k in keys}
+
+    def remove_behind_the_back(self, i: int) -> None:
+        emu = self.world.emulator
+        with emu.lock:
+            if self.mode == "ip_config":
+                nic = self.world.nics[i]
+                nic.configs = [c for c in nic.configs if c.ip != self.vip]
+            else:
+                emu.tables[self.world.table].clear()
+
+    @property
+    def move_seconds(self) -> float:
+        seconds = self.profile.arm_seconds.get(self.kind, 0.0)
+        return 2 * seconds if self.mode == "ip_config" else seconds  # remove + add; one route update
+
+    def _write_op(self) -> str:
+        return "put_nic" if self.mode == "ip_config" else "put_route"
+
+    def fail_writes(self, kind: str, count: int) -> None:
+        error = (503, "ServiceUnavailable") if kind == "5xx" else (429, "TooManyRequests")
+        self.world.emulator.faults[self._write_op()] = [error] * count
+
+    def slow_writes(self, seconds: float) -> None:
+        self.world.emulator.delays[self._write_op()] = seconds
+
+
 def main(args: argparse.Namespace) -> int:
-    needs = {"aws": ("boto3", "moto"), "hetzner": ("hcloud", "yaml"), "gcp": ("google.cloud.compute_v1",)}[args.cloud]
+    needs = {"aws": ("boto3", "moto"), "hetzner": ("hcloud", "yaml"), "gcp": ("google.cloud.compute_v1",),
+             "azure": ("azure.mgmt.network", "azure.identity")}[args.cloud]
     try:
         for module in needs:
             __import__(module)
@@ -547,13 +624,14 @@ def main(args: argparse.Namespace) -> int:
               f"pip install 'cloudvip[{args.cloud},lab]'")
         return 2
     modes = {"aws": ("secondary_ip", "elastic_ip", "route_table"), "hetzner": ("floating_ip", "alias_ip"),
-             "gcp": ("alias_ip", "route")}[args.cloud]
+             "gcp": ("alias_ip", "route"), "azure": ("route_table", "ip_config")}[args.cloud]
     mode = args.mode or modes[0]
     if mode not in modes:
         print(f"cloudvip lab --cloud {args.cloud}: --mode is one of {', '.join(modes)}")
         return 2
     profile = PROFILES[args.profile].with_changes(rtt=args.rtt, propagation=args.propagation)
-    kinds: dict[str, type[Aws] | type[Hetzner] | type[Gcp]] = {"aws": Aws, "hetzner": Hetzner, "gcp": Gcp}
+    kinds: dict[str, type[Aws] | type[Hetzner] | type[Gcp] | type[Azure]] = {"aws": Aws, "hetzner": Hetzner,
+                                                                             "gcp": Gcp, "azure": Azure}
     cloud: EmulatedCloud = kinds[args.cloud](mode, profile)
     with tempfile.TemporaryDirectory(prefix="cloudvip-lab-") as tmp:
         if args.companion:

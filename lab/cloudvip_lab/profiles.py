@@ -23,6 +23,8 @@ class Profile:
     consistency: float = 0.0  # AWS: seconds a Describe may still answer as before a write
     action_seconds: float = 0.3  # Hetzner: how long an action runs before `success`
     operation_seconds: float = 0.0  # GCP: how long a zonal/global operation runs before DONE
+    #: Azure: how long a long-running ARM operation runs before `Succeeded`, per mode
+    arm_seconds: dict[str, float] = field(default_factory=dict)
 
     def propagation_for(self, mode: str) -> float:
         return self.propagation.get(mode, 0.0)
@@ -38,14 +40,15 @@ class Profile:
 
 
 PROPAGATED_MODES = ("secondary_ip", "elastic_ip", "route_table", "floating_ip", "alias_ip", "gcp_alias_ip",
-                    "gcp_route")
+                    "gcp_route", "azure_route_table", "azure_ip_config")
 
 INSTANT = Profile("instant")
 REALISTIC = Profile(
     "realistic", rtt=0.030, tls=True, idle_close=60.0,
     propagation={"secondary_ip": 2.0, "elastic_ip": 5.0, "route_table": 2.0, "floating_ip": 1.0, "alias_ip": 1.0,
-                 "gcp_alias_ip": 2.0, "gcp_route": 2.0},
-    consistency=1.0, action_seconds=2.0, operation_seconds=3.0)
+                 "gcp_alias_ip": 2.0, "gcp_route": 2.0, "azure_route_table": 2.0, "azure_ip_config": 5.0},
+    consistency=1.0, action_seconds=2.0, operation_seconds=3.0,
+    arm_seconds={"azure_route_table": 8.0, "azure_ip_config": 15.0})
 PROFILES = {p.name: p for p in (INSTANT, REALISTIC)}
 
 #: where each figure of REALISTIC comes from (shown by docs/lab.md and `cloudvip lab --profile`)
@@ -65,6 +68,10 @@ SOURCES = {
                     "no figure; two API calls per move: J. Kuehlers, 'Recommendations for IP address failover "
                     "for high availability on Google Compute Engine', 2018)",
     "gcp_route": "assumption: the delete and the insert run 3 s each, then 2 s (no published figure)",
+    "azure_route_table": "published: about 10 s for a user-defined route to move (F5's Azure failover "
+                         "experience, issue #20): the route's operation runs 8 s, the data plane follows 2 s later",
+    "azure_ip_config": "published: 30-90 s, sometimes minutes, for a NIC's secondary IP configuration (F5, issue "
+                       "#20): two NIC updates (remove, add) of 15 s each, then 5 s: 35 s, the low end of it",
     "consistency": "assumption: 1 s. EC2 documents its API as eventually consistent "
                    "('Eventual consistency in the Amazon EC2 API') without a figure",
 }
