@@ -120,7 +120,7 @@ resource "google_compute_instance" "node" {
   metadata = {
     block-project-ssh-keys = true
     enable-oslogin         = true
-    startup-script = templatefile("${path.module}/startup.sh.tftpl", {
+    startup-script = templatefile("${path.module}/../shared/install-cloudvip.sh.tftpl", {
       cloudvip_package = var.cloudvip_package
       systemd_unit     = file("${path.module}/../../../systemd/cloudvip.service")
       keepalived_conf = templatefile("${path.module}/keepalived.conf.tftpl", {
