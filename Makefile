@@ -28,17 +28,17 @@ KA24_DEB := autoconf automake pkg-config libssl-dev libnl-3-dev libnl-genl-3-dev
 $(STAMP): pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,aws,hetzner,gcp]' -e ./lab
+	$(PY) -m pip install -q -e '.[dev,aws,hetzner,gcp,azure]' -e ./lab
 	touch $@
 
 # the lowest versions pyproject.toml allows of the direct dependencies (tests/lowest_versions.py),
 # for the tests that exercise them (tenacity: the mover; prometheus-client: metrics; boto3, hcloud,
-# PyYAML, google-cloud-compute, google-auth: the providers; pyroute2: imported as the agent does): a declared lower bound must work
+# PyYAML, google-cloud-compute, google-auth, azure-mgmt-network, azure-identity: the providers; pyroute2: imported as the agent does): a declared lower bound must work
 LOWEST_VENV := .venv-lowest
 LOWEST := $(LOWEST_VENV)/.installed
 LOWEST_TESTS := tests/unit/test_vip_mover.py tests/unit/test_metrics_snapshot.py tests/unit/test_providers.py \
   tests/unit/test_config.py tests/aws/test_aws_provider.py tests/aws/test_imds.py tests/hetzner/test_hetzner_provider.py \
-  tests/gcp/test_gcp_provider.py
+  tests/gcp/test_gcp_provider.py tests/azure/test_azure_provider.py
 
 $(LOWEST): pyproject.toml lab/pyproject.toml tests/lowest_versions.py
 	rm -rf $(LOWEST_VENV) && $(PYTHON) -m venv $(LOWEST_VENV)

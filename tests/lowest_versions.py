@@ -12,7 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-EXTRAS = ("aws", "hetzner", "gcp")
+EXTRAS = ("aws", "hetzner", "gcp", "azure")
 LOWER = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+?)\s*>=\s*([0-9][^,;\s]*)")
 
 
