@@ -8,7 +8,9 @@ dies (SIGKILL) or resigns (SIGTERM: priority 0), for cloudvip and for keepalived
 - hetzner: floating_ip on lab/cloudvip_lab/hcloud_emulator.py; the script `curl`s
   POST /v1/floating_ips/{id}/actions/assign;
 - gcp: alias_ip on lab/cloudvip_lab/gce_emulator.py; the script is bench/gcp_move_vip.py,
-  Python with google-cloud-compute started cold (remove at the holder, add here).
+  Python with google-cloud-compute started cold (remove at the holder, add here);
+- azure: route_table on lab/cloudvip_lab/arm_emulator.py; the script is bench/azure_move_vip.py,
+  Python with azure-mgmt-network started cold (the route created or updated, its operation waited for).
 
 The profile (default `realistic`, lab/cloudvip_lab/profiles.py, docs/lab.md): the API 30 ms away
 over HTTPS with a lab CA, EC2 reads lagging writes by 1 s, Hetzner actions running 2 s, and a
@@ -27,7 +29,7 @@ node (node1: SIGKILL of its daemons and its link down) or stops its daemons (SIG
 daemon resigns with priority 0 and removes the address), waits for the client to be answered by
 node2, then node1 comes back, preempts, and the client is answered by it again before the next run.
 
-    python bench/cloud_failover.py --cloud aws|hetzner|gcp [--runs 20] [--profile realistic|instant]
+    python bench/cloud_failover.py --cloud aws|hetzner|gcp|azure [--runs 20] [--profile realistic|instant]
 Needs root, keepalived; aws: boto3 + moto (dev extra) and awscli (installed into .venv-awscli
 on first use); hetzner: hcloud and curl.
 """
@@ -50,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from common import stats  # noqa: E402
 
 from cloudvip.state_machine import master_down_interval, skew_time  # noqa: E402
-from cloudvip_lab.cloud_demo import Aws, EmulatedCloud, Gcp, Hetzner  # noqa: E402
+from cloudvip_lab.cloud_demo import Aws, Azure, EmulatedCloud, Gcp, Hetzner  # noqa: E402
 from cloudvip_lab.daemons import Daemon, instance_block  # noqa: E402
 from cloudvip_lab.fabric import Client, Fabric, first_answer, outage_parts  # noqa: E402
 from cloudvip_lab.hardened_keepalived import ScriptUser, SecureDir, notify_wrapper, write_pair_files  # noqa: E402
@@ -127,7 +129,23 @@ class ScriptedGcp(Gcp):
                 f"{inst.name} {self.vip} {self.site.edge.scheme}://127.0.0.1:{API_PORT}\n")
 
 
-Scripted = ScriptedAws | ScriptedHetzner | ScriptedGcp
+class ScriptedAzure(Azure):
+    """route_table; the notify_master script is Python with azure-mgmt-network, cold."""
+
+    def __init__(self, profile_name: str) -> None:
+        super().__init__("route_table", PROFILES[profile_name])
+        self.script_tool = "python azure-mgmt-network"
+
+    def notify_script(self, i: int) -> str:
+        from cloudvip_lab.arm_emulator import GROUP, SUBSCRIPTION
+        from cloudvip_lab.azure_site import API_PORT
+
+        env = "".join(f"export {k}={v}\n" for k, v in self.env().items())
+        return (f"#!/bin/sh\n{env}exec {sys.executable} {ROOT / 'bench' / 'azure_move_vip.py'} {SUBSCRIPTION} {GROUP} "
+                f"{self.world.table} {self.vip} {self.site.topo.nodes[i].ip} https://127.0.0.1:{API_PORT}\n")
+
+
+Scripted = ScriptedAws | ScriptedHetzner | ScriptedGcp | ScriptedAzure
 
 
 def awscli() -> Path:
@@ -278,7 +296,7 @@ def runs(kind: str, run: Run, count: int, notify: Path, wire: dict[str, float],
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cloud", choices=["aws", "hetzner", "gcp"], required=True)
+    ap.add_argument("--cloud", choices=["aws", "hetzner", "gcp", "azure"], required=True)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--profile", choices=sorted(PROFILES), default="realistic")
     ap.add_argument("--advert", type=float, default=0.1, help="advert_int (VRRPv3), seconds")
@@ -291,8 +309,8 @@ def main() -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wire = {"version": 3, "advert": args.advert}
-    kinds: dict[str, type[ScriptedAws] | type[ScriptedHetzner] | type[ScriptedGcp]] = {
-        "aws": ScriptedAws, "hetzner": ScriptedHetzner, "gcp": ScriptedGcp}
+    kinds: dict[str, type[ScriptedAws] | type[ScriptedHetzner] | type[ScriptedGcp] | type[ScriptedAzure]] = {
+        "aws": ScriptedAws, "hetzner": ScriptedHetzner, "gcp": ScriptedGcp, "azure": ScriptedAzure}
     cloud = kinds[args.cloud](args.profile)
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     secure = SecureDir("cloudvip-bench-")

@@ -9,11 +9,10 @@ from typing import Callable, Iterator
 
 import pytest
 
+from cloudvip_lab.cloud_demo import Gcp
 from cloudvip_lab.daemons import Daemon
-from cloudvip_lab.gce_site import GceSite
 
-from ..fault_harness import api_faults, common_faults, matrix, run_case, sole_owner
-from .test_gcp_netns import World, open_world
+from ..fault_harness import CloudWorld, api_faults, cloud_world, common_faults, matrix, run_case, timing
 
 MODE = "alias_ip"
 
@@ -24,41 +23,30 @@ def nodes() -> int:
 
 
 @pytest.fixture
-def world(tmp_path: Path, nodes: int) -> Iterator[World]:
+def world(tmp_path: Path, nodes: int) -> Iterator[CloudWorld]:
     """Under CLOUDVIP_FAULT_PROFILE (fault_harness.PROFILE); operations take 0.3 s in the instant profile."""
-    with open_world(tmp_path, nodes, MODE, matrix=True) as w:
+    with cloud_world(lambda p: Gcp(MODE, p), tmp_path, nodes, timing("gcp")) as w:
         if w.cond.profile.name == "instant":
-            w.site.world.emulator.op_seconds = 0.3
+            w.cloud.world.emulator.op_seconds = 0.3  # type: ignore[attr-defined]
         yield w
 
 
-def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
-    emu = w.site.world.emulator
+def cloud_faults(w: CloudWorld) -> dict[str, Callable[[Daemon, Daemon], object]]:
+    cloud = w.cloud
     return {
-        **api_faults(w.site.forwarders[1], lambda s: emu.delays.__setitem__("update_nic", s),
-                     lambda: emu.delays.pop("update_nic", None), w.cond.mdi),
-        "API 5xx x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("update_nic", [(503, "backendError")] * 3),
-                                             a.kill()),
-        "API 429 x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("update_nic", [(429, "rateLimitExceeded")] * 3),
-                                             a.kill()),
+        **api_faults(cloud.forwarder(1), cloud.slow_writes, lambda: cloud.slow_writes(0), w.cond.mdi),
+        "API 5xx x3 + SIGKILL": lambda a, b: (cloud.fail_writes("5xx", 3), a.kill()),
+        "API 429 x3 + SIGKILL": lambda a, b: (cloud.fail_writes("throttle", 3), a.kill()),
     }
 
 
 @pytest.mark.parametrize(("case", "nodes"), matrix(["API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL"]))
-def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,
+def test_fault_settles_with_one_owner(world: CloudWorld, case: str, nodes: int,
                                       record_property: Callable[[str, object], None]) -> None:
-    agents = world.cluster(MODE)
+    agents = world.cluster()
     fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
-    names = [i.name for i in world.site.world.instances]
-    vip = GceSite.vip_for(MODE)
-
-    def owner() -> int | None:
-        held = world.site.world.holders(MODE, vip)
-        return sole_owner(names.index(held[0]) if len(held) == 1 and held[0] in names else None, agents, vip)
-
-    run_case("gcp", case, fault, agents, owner,
-             lambda: {names.index(n): c for n, c in world.site.world.emulator.writes().items() if n in names},
-             record_property, world.cond, writes_per_claim=2,  # remove from the holder, add to the claimant
+    emu = world.cloud.world.emulator  # type: ignore[attr-defined]
+    run_case("gcp", case, fault, agents, world.owner, world.cloud.writes, record_property, world.cond,
+             writes_per_claim=2,  # remove from the holder, add to the claimant
              # a stale claim's write carries the fingerprint read before it: refused, nothing to correct
-             stale_refused=lambda: any(c.op == "update_nic" and c.status == 412
-                                       for c in world.site.world.emulator.calls))
+             stale_refused=lambda: any(c.op == "update_nic" and c.status == 412 for c in emu.calls))

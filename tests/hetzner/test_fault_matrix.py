@@ -9,47 +9,33 @@ from typing import Callable, Iterator
 
 import pytest
 
+from cloudvip_lab.cloud_demo import Hetzner
 from cloudvip_lab.daemons import Daemon
-from cloudvip_lab.hcloud_emulator import HetznerWorld
 
-from ..fault_harness import api_faults, common_faults, conditions, matrix, run_case, sole_owner
-from .test_hetzner_netns import HetznerSite, World, open_world
+from ..fault_harness import CloudWorld, api_faults, cloud_world, common_faults, matrix, run_case, timing
 
 MODE = "floating_ip"
 
 
 @pytest.fixture
-def world(hz: HetznerWorld, token_file: str, tmp_path: Path, nodes: int) -> Iterator[World]:
+def world(tmp_path: Path, nodes: int) -> Iterator[CloudWorld]:
     """Under CLOUDVIP_FAULT_PROFILE (fault_harness.PROFILE); actions take 0.3 s in the instant profile."""
-    hz.emulator.action_seconds = 0.3
-    with open_world(hz, token_file, tmp_path, nodes, conditions("hetzner", hz.emulator.port, tmp_path), MODE) as w:
+    with cloud_world(lambda p: Hetzner(MODE, p), tmp_path, nodes, timing("hetzner")) as w:
         yield w
 
 
-def cloud_faults(w: World) -> dict[str, Callable[[Daemon, Daemon], object]]:
-    emu = w.hz.emulator
+def cloud_faults(w: CloudWorld) -> dict[str, Callable[[Daemon, Daemon], object]]:
+    cloud = w.cloud
     return {
-        **api_faults(w.site.forwarders[1], lambda s: emu.delays.__setitem__("assign", s),
-                     lambda: emu.delays.pop("assign", None), w.cond.mdi),
-        "API 5xx x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("assign", [(503, "unavailable")] * 3),
-                                             a.kill()),
-        "API 429 x3 + SIGKILL": lambda a, b: (emu.faults.__setitem__("assign", [(429, "rate_limit_exceeded")] * 3),
-                                             a.kill()),
+        **api_faults(cloud.forwarder(1), cloud.slow_writes, lambda: cloud.slow_writes(0), w.cond.mdi),
+        "API 5xx x3 + SIGKILL": lambda a, b: (cloud.fail_writes("5xx", 3), a.kill()),
+        "API 429 x3 + SIGKILL": lambda a, b: (cloud.fail_writes("throttle", 3), a.kill()),
     }
 
 
 @pytest.mark.parametrize(("case", "nodes"), matrix(["API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL"]))
-def test_fault_settles_with_one_owner(world: World, case: str, nodes: int,
+def test_fault_settles_with_one_owner(world: CloudWorld, case: str, nodes: int,
                                       record_property: Callable[[str, object], None]) -> None:
-    agents = world.cluster(MODE)
+    agents = world.cluster()
     fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
-    ids = [s.id for s in world.hz.servers]
-    vip = HetznerSite.vip_for(MODE)
-
-    def owner() -> int | None:
-        held = world.hz.holder_ids(MODE)
-        return sole_owner(ids.index(held[0]) if len(held) == 1 and held[0] in ids else None, agents, vip)
-
-    run_case("hetzner", case, fault, agents, owner,
-             lambda: {ids.index(s): n for s, n in world.hz.emulator.writes().items() if s in ids},
-             record_property, world.cond)
+    run_case("hetzner", case, fault, agents, world.owner, world.cloud.writes, record_property, world.cond)
