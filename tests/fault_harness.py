@@ -10,7 +10,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from cloudvip.state_machine import master_down_interval
 from cloudvip_lab.cloud_edge import ApiEdge, LabCa
@@ -22,8 +22,8 @@ from cloudvip_lab.netns_services import Forwarder
 from cloudvip_lab.profiles import PROFILES, Profile
 from cloudvip_lab.topology import Topology
 
-__all__ = ["CloudWorld", "Conditions", "api_faults", "cloud_world", "common_faults", "conditions", "matrix",
-           "run_case", "sole_owner"]
+__all__ = ["CLOUD_API_CASES", "CloudWorld", "Conditions", "api_faults", "cloud_world", "common_faults", "conditions",
+           "matrix", "run_case", "run_cloud_case", "sole_owner"]
 
 FULL_MATRIX = os.environ.get("CLOUDVIP_FAULT_MATRIX") == "full"
 #: "the API unreachable for a minute" (bench/fault_matrix.py); 10 s in CI, for time: long enough
@@ -213,6 +213,23 @@ def api_faults(forwarder: Forwarder, slow_write: Callable[[float], None],
             "stale claim lands after its sender died": stale_claim,
             f"API unreachable {UNREACHABLE_S} s + SIGKILL": unreachable,
             "restart while a move is in flight": restart_in_flight}
+
+
+#: the API errors every emulated cloud of the lab injects into the claiming write
+CLOUD_API_CASES = ["API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL"]
+
+
+def run_cloud_case(w: CloudWorld, cloud: str, case: str, record_property: Callable[[str, object], None],
+                   **kw: Any) -> None:
+    """One case of the matrix on a lab cloud (CloudWorld): its faults are the common ones, the
+    API's (api_faults) and CLOUD_API_CASES through the cloud's own write faults."""
+    c = w.cloud
+    faults = {**common_faults(w.topo),
+              **api_faults(c.forwarder(1), c.slow_writes, lambda: c.slow_writes(0), w.cond.mdi),
+              "API 5xx x3 + SIGKILL": lambda a, b: (c.fail_writes("5xx", 3), a.kill()),
+              "API 429 x3 + SIGKILL": lambda a, b: (c.fail_writes("throttle", 3), a.kill())}
+    agents = w.cluster()
+    run_case(cloud, case, faults[case], agents, w.owner, c.writes, record_property, w.cond, **kw)
 
 
 #: the cases both matrices run (each adds its API errors: 5xx, throttling)

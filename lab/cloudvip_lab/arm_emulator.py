@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from .json_api import JsonApiHandler
+from .json_api import JsonApiHandler, finish_due
 
 SUBSCRIPTION = "6f1d3c2a-0b7e-4c55-9a21-3e8d5f00c1a5"
 GROUP, LOCATION = "rg-cloudvip-lab", "westeurope"
@@ -187,12 +187,7 @@ class ArmEmulator:
         return o
 
     def _finish_due(self) -> None:
-        now = time.monotonic()
-        for o in self._ops.values():
-            if o.status == "InProgress" and o.due <= now:
-                if o.effect is not None:
-                    o.effect()
-                o.status = "Succeeded"
+        finish_due(self._ops.values(), "InProgress", "Succeeded")
 
     def _lro_headers(self, o: _Operation) -> dict[str, str]:
         url = (f"{self.public_base}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Network/locations/{LOCATION}/"

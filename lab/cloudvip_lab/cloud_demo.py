@@ -91,8 +91,9 @@ class EmulatedCloud(abc.ABC):
     def open(self, topo: Topology, workdir: Path) -> list[str]:
         """Start the emulator and the per-namespace services; lines describing the nodes."""
 
-    @abc.abstractmethod
-    def cloud_block(self, i: int) -> str: ...
+    def cloud_block(self, i: int) -> str:
+        """Node i's cloud block (the identity comes from the cloud's metadata service)."""
+        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -148,9 +149,6 @@ class Aws(EmulatedCloud):
                                                                      SourceDestCheck={"Value": False})
         return [f"instance {self.world.instances[i]}, ENI {self.world.enis[i]} (found through IMDSv2)"
                 for i in range(len(topo.nodes))]
-
-    def cloud_block(self, i: int) -> str:
-        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
 
     def env(self) -> dict[str, str]:
         from .aws_site import EC2_PORT
@@ -213,6 +211,19 @@ class OwnEmulator(EmulatedCloud):
     """A cloud whose emulator is ours (`world.emulator`, an HTTP server in this process)."""
 
     world: HetznerWorld | GceWorld | ArmWorld
+    site: HetznerSite | GceSite | AzureSite
+    #: the emulator's error for fail_writes' "5xx" and "throttle": (status, the cloud's code)
+    write_errors: dict[str, tuple[int, str]] = {}
+
+    @abc.abstractmethod
+    def _write_op(self) -> str:
+        """The emulator's name of the claiming write (where faults and delays go)."""
+
+    def fail_writes(self, kind: str, count: int) -> None:
+        self.world.emulator.faults[self._write_op()] = [self.write_errors[kind]] * count
+
+    def slow_writes(self, seconds: float) -> None:
+        self.world.emulator.delays[self._write_op()] = seconds
 
     def reset_writes(self) -> None:
         with self.world.emulator.lock:
@@ -244,9 +255,6 @@ class Hetzner(OwnEmulator):
         self.world = build_world(tuple(str(n.ip) for n in topo.nodes), action_seconds=self.profile.action_seconds)
         self.site = HetznerSite(topo, self.world, str(token), self.edge(self.world.emulator.port, workdir))
         return [f"server {s.id} (found through the metadata service)" for s in self.world.servers]
-
-    def cloud_block(self, i: int) -> str:
-        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
 
     def route(self) -> Route:
         return self.site.route(self.mode)
@@ -280,12 +288,7 @@ class Hetzner(OwnEmulator):
     def _write_op(self) -> str:
         return "assign" if self.mode == "floating_ip" else "change_alias_ips"
 
-    def fail_writes(self, kind: str, count: int) -> None:
-        error = (503, "unavailable") if kind == "5xx" else (429, "rate_limit_exceeded")
-        self.world.emulator.faults[self._write_op()] = [error] * count
-
-    def slow_writes(self, seconds: float) -> None:
-        self.world.emulator.delays[self._write_op()] = seconds
+    write_errors = {"5xx": (503, "unavailable"), "throttle": (429, "rate_limit_exceeded")}
 
 
 
@@ -498,9 +501,6 @@ class Gcp(OwnEmulator):
     def env(self) -> dict[str, str]:
         return self.site.env()
 
-    def cloud_block(self, i: int) -> str:
-        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
-
     def route(self) -> Route:
         return self.site.route(self.mode, self.vip)
 
@@ -530,12 +530,7 @@ class Gcp(OwnEmulator):
     def _write_op(self) -> str:
         return "update_nic" if self.mode == "alias_ip" else "insert_route"
 
-    def fail_writes(self, kind: str, count: int) -> None:
-        error = (503, "backendError") if kind == "5xx" else (429, "rateLimitExceeded")
-        self.world.emulator.faults[self._write_op()] = [error] * count
-
-    def slow_writes(self, seconds: float) -> None:
-        self.world.emulator.delays[self._write_op()] = seconds
+    write_errors = {"5xx": (503, "backendError"), "throttle": (429, "rateLimitExceeded")}
 
 
 
@@ -571,9 +566,6 @@ class Azure(OwnEmulator):
     def env(self) -> dict[str, str]:
         return self.site.env()
 
-    def cloud_block(self, i: int) -> str:
-        return self.site.cloud_block(self.mode, f"        reconcile_interval {self.reconcile:g}\n")
-
     def route(self) -> Route:
         return self.site.route(self.mode, self.vip)
 
@@ -605,12 +597,7 @@ class Azure(OwnEmulator):
     def _write_op(self) -> str:
         return "put_nic" if self.mode == "ip_config" else "put_route"
 
-    def fail_writes(self, kind: str, count: int) -> None:
-        error = (503, "ServiceUnavailable") if kind == "5xx" else (429, "TooManyRequests")
-        self.world.emulator.faults[self._write_op()] = [error] * count
-
-    def slow_writes(self, seconds: float) -> None:
-        self.world.emulator.delays[self._write_op()] = seconds
+    write_errors = {"5xx": (503, "ServiceUnavailable"), "throttle": (429, "TooManyRequests")}
 
 
 def main(args: argparse.Namespace) -> int:

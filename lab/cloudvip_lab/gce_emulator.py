@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from .json_api import JsonApiHandler
+from .json_api import JsonApiHandler, finish_due
 
 PROJECT, PROJECT_NUMBER, ZONE = "cloudvip-lab", "123456789012", "europe-west1-b"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -209,12 +209,7 @@ class GceEmulator:
         return o
 
     def _finish_due(self) -> None:
-        now = time.monotonic()
-        for o in self._ops.values():
-            if o.status == "RUNNING" and o.due <= now:
-                if o.effect is not None:
-                    o.effect()
-                o.status = "DONE"
+        finish_due(self._ops.values(), "RUNNING", "DONE")
 
     # ---------- routing ----------
     def _route(self, method: str, path: str, query: dict[str, list[str]],

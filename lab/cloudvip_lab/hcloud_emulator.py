@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_network
 from typing import Any, Callable
 
-from .json_api import JsonApiHandler
+from .json_api import JsonApiHandler, finish_due
 
 RATE_LIMIT = 3600
 #: Hetzner's locations and their network zones
@@ -194,12 +194,7 @@ class HcloudEmulator:
         return any(a.status == "running" and {"id": rid, "type": kind} in a.resources for a in self._actions.values())
 
     def _finish_due(self) -> None:
-        now = time.monotonic()
-        for a in self._actions.values():
-            if a.status == "running" and a.due <= now:
-                if a.effect is not None:
-                    a.effect()
-                a.status = "success"
+        finish_due(self._actions.values(), "running", "success")
 
     # ---------- rate limit ----------
     def _rate_headers(self, spend: bool) -> tuple[bool, dict[str, str]]:

@@ -6,7 +6,24 @@ from __future__ import annotations
 import json
 import time
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Callable, Iterable, Protocol
+
+
+class LongRunning(Protocol):
+    """A write the cloud carries out over time (a Hetzner action, a GCP or ARM operation)."""
+    due: float
+    effect: Callable[[], None] | None
+    status: str
+
+
+def finish_due(writes: Iterable[LongRunning], running: str, finished: str) -> None:
+    """Each write still `running` whose time has come takes effect and becomes `finished`."""
+    now = time.monotonic()
+    for w in writes:
+        if w.status == running and w.due <= now:
+            if w.effect is not None:
+                w.effect()
+            w.status = finished
 
 
 class JsonApiHandler(BaseHTTPRequestHandler):

@@ -10,9 +10,8 @@ from typing import Callable, Iterator
 import pytest
 
 from cloudvip_lab.cloud_demo import Gcp
-from cloudvip_lab.daemons import Daemon
 
-from ..fault_harness import CloudWorld, api_faults, cloud_world, common_faults, matrix, run_case, timing
+from ..fault_harness import CLOUD_API_CASES, CloudWorld, cloud_world, matrix, run_cloud_case, timing
 
 MODE = "alias_ip"
 
@@ -31,22 +30,11 @@ def world(tmp_path: Path, nodes: int) -> Iterator[CloudWorld]:
         yield w
 
 
-def cloud_faults(w: CloudWorld) -> dict[str, Callable[[Daemon, Daemon], object]]:
-    cloud = w.cloud
-    return {
-        **api_faults(cloud.forwarder(1), cloud.slow_writes, lambda: cloud.slow_writes(0), w.cond.mdi),
-        "API 5xx x3 + SIGKILL": lambda a, b: (cloud.fail_writes("5xx", 3), a.kill()),
-        "API 429 x3 + SIGKILL": lambda a, b: (cloud.fail_writes("throttle", 3), a.kill()),
-    }
-
-
-@pytest.mark.parametrize(("case", "nodes"), matrix(["API 5xx x3 + SIGKILL", "API 429 x3 + SIGKILL"]))
+@pytest.mark.parametrize(("case", "nodes"), matrix(CLOUD_API_CASES))
 def test_fault_settles_with_one_owner(world: CloudWorld, case: str, nodes: int,
                                       record_property: Callable[[str, object], None]) -> None:
-    agents = world.cluster()
-    fault = {**common_faults(world.topo), **cloud_faults(world)}[case]
     emu = world.cloud.world.emulator  # type: ignore[attr-defined]
-    run_case("gcp", case, fault, agents, world.owner, world.cloud.writes, record_property, world.cond,
-             writes_per_claim=2,  # remove from the holder, add to the claimant
-             # a stale claim's write carries the fingerprint read before it: refused, nothing to correct
-             stale_refused=lambda: any(c.op == "update_nic" and c.status == 412 for c in emu.calls))
+    run_cloud_case(world, "gcp", case, record_property,
+                   writes_per_claim=2,  # remove from the holder, add to the claimant
+                   # a stale claim's write carries the fingerprint read before it: refused, nothing to correct
+                   stale_refused=lambda: any(c.op == "update_nic" and c.status == 412 for c in emu.calls))
