@@ -219,15 +219,19 @@ class ArmEmulator:
         handler: Callable[..., tuple[int, dict[str, Any], dict[str, str], str]] = getattr(self, f"_{op}")
         return (op, *handler(g, body, headers))
 
+    def _nic_state(self, nic: Nic) -> str:
+        """ARM's provisioningState: `Updating` while an update of the NIC runs."""
+        running = any(o.status == "InProgress" and o.nic == nic.name for o in self._ops.values())
+        return "Updating" if running else "Succeeded"
+
     def _list_nics(self, g: dict[str, str], b: Any, h: Any) -> tuple[int, dict[str, Any], dict[str, str], str]:
-        return 200, {"value": [self._nic_json(n) for n in self.nics.values()]}, {}, ""
+        return 200, {"value": [self._nic_json(n, self._nic_state(n)) for n in self.nics.values()]}, {}, ""
 
     def _get_nic(self, g: dict[str, str], b: Any, h: Any) -> tuple[int, dict[str, Any], dict[str, str], str]:
         nic = self.nics.get(g["name"])
         if nic is None:
             return (*_error(404, "NotFound", f"Resource {g['name']} not found."), {}, "")
-        running = any(o.status == "InProgress" and o.nic == nic.name for o in self._ops.values())
-        return 200, self._nic_json(nic, "Updating" if running else "Succeeded"), {}, ""
+        return 200, self._nic_json(nic, self._nic_state(nic)), {}, ""
 
     def _put_nic(self, g: dict[str, str], b: dict[str, Any], h: Any) -> tuple[int, dict[str, Any], dict[str, str], str]:
         nic = self.nics.get(g["name"])

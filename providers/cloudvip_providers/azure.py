@@ -92,6 +92,7 @@ class AzureProvider(CloudProvider):
         self.ident: Identity | None = None
         self._net: Any = None
         self._move_took = 0.0  # seconds our last move (its writes and their operations) took
+        self._updating = False  # ip_config: the last read saw a peer's NIC (or ours) with an update running
         if not (settings.subscription_id and settings.resource_group and settings.vm_name):
             self.metadata_url = f"{settings.imds_endpoint.rstrip('/')}/metadata/instance"
 
@@ -202,6 +203,9 @@ class AzureProvider(CloudProvider):
         assert self.ident is not None
         if self.settings.mode == "ip_config":
             nics = await self._nics(self.ident.resource_group)
+            # a move in flight shows as a peer's NIC (or ours) with an update running
+            movers = set(self.peer_targets) | {self.me}
+            self._updating = any(str(n.name) in movers and n.provisioning_state == "Updating" for n in nics)
             return [",".join(sorted(str(n.name) for n in nics if vip in _secondary_ips(n))) for vip in self.vips]
         out = []
         for group, name in self._tables():
@@ -232,9 +236,11 @@ class AzureProvider(CloudProvider):
         self._move_took = time.monotonic() - started
 
     def nobody_grace(self) -> float:
-        """ip_config is two writes (remove, then add): in between the VIP is on nobody. Give a
-        peer's move as long as a hand-over waits before re-asserting."""
-        return self.handover_grace() if self.settings.mode == "ip_config" else 0.0
+        """ip_config is two writes (remove, then add): in between the VIP is on nobody. While a
+        peer's NIC (or ours) has an update running, give that move as long as a hand-over waits;
+        with none running, nobody is moving it: re-assert at once (a NIC update takes 30-90 s,
+        a grace for a move that is not there would be minutes of outage)."""
+        return self.handover_grace() if self.settings.mode == "ip_config" and self._updating else 0.0
 
     def handover_grace(self) -> float:
         """Also twice our last move: a master's claim is a long-running operation, the cloud

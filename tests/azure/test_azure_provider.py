@@ -255,3 +255,29 @@ def test_the_cloud_block_is_checked_with_file_and_line() -> None:
     assert any("IPv4" in e for e in errors)
     errors = settings_errors("        mode ip_config\n        endpoint http://127.0.0.1:8080\n")
     assert any(":9:" in e and "HTTPS URL" in e for e in errors)
+
+
+def test_nobody_is_waited_out_only_while_a_nic_update_runs(arm: Arm) -> None:
+    """ip_config: the VIP on nobody is a peer's move between its two writes only while a NIC
+    update runs (provisioningState Updating); with none running the master re-asserts at once
+    (a grace of twice a 30-90 s move would be minutes without the VIP)."""
+    arm.world.emulator.op_seconds = 1.0
+    a, _ = provider(arm, 0, "ip_config")
+    b, _ = provider(arm, 1, "ip_config")
+
+    async def go() -> None:
+        await a.start()
+        await b.start()
+        assert await a.take()
+        assert a.nobody_grace() == 0.0
+        emu = arm.world.emulator
+        with emu.lock:  # b's move: the VIP removed from a's NIC, b's update (the add) running
+            emu.nics["node1-nic"].configs = emu.nics["node1-nic"].configs[:1]
+            emu._operation("/b", lambda: None).nic = "node2-nic"
+        assert (await a.holder()).holder is Holder.NOBODY
+        assert a.nobody_grace() >= 1.5
+        await asyncio.sleep(1.1)  # the update is over and nobody holds the VIP: nothing moves it
+        assert (await a.holder()).holder is Holder.NOBODY
+        assert a.nobody_grace() == 0.0
+
+    run(go())
