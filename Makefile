@@ -21,7 +21,7 @@ KA24_DIR := /var/cache/cloudvip/keepalived-2.4.3-full
 KA24     := $(KA24_DIR)/keepalived/keepalived
 KA24_DEB := autoconf automake pkg-config libssl-dev libnl-3-dev libnl-genl-3-dev
 
-.PHONY: test check lowest lab venv sysdeps keepalived24 bench clean
+.PHONY: test check lowest lab venv sysdeps keepalived24 bench clean dist distdeps package-test
 
 # the product (cloudvip, its providers) and, beside it, the lab and test tooling (lab/: the
 # cloudvip-lab distribution: emulators, fault injection, crafted packets), never in the product wheel
@@ -77,7 +77,7 @@ keepalived24:
 
 # the quick tier for the inner loop: lint, types, unit tests
 check: $(STAMP)
-	$(VENV)/bin/ruff check -q cloudvip providers lab tests bench
+	$(VENV)/bin/ruff check -q cloudvip providers lab tests bench packaging
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
@@ -87,18 +87,52 @@ lowest: $(LOWEST)
 	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS)
 
 # the three environments are installed side by side; the tests at the lowest versions (light:
-# providers against loopback emulators) run beside the lint and the main run, their log after it
+# providers against loopback emulators) and the release build with the package's tests (make dist,
+# make package-test) run beside the lint and the main run, their logs after it
 LOWEST_LOG := $(LOWEST_VENV)/tests.log
+PACKAGE_LOG := build/package-test.log
 test: sysdeps keepalived24
 	@$(MAKE) --no-print-directory -j3 $(STAMP) $(CHECKOV) $(LOWEST)
-	@$(MAKE) --no-print-directory lowest > $(LOWEST_LOG) 2>&1 & lowest=$$!; \
-	$(VENV)/bin/ruff check -q cloudvip providers lab tests bench && $(VENV)/bin/mypy || { wait $$lowest; exit 1; }; \
-	CLOUDVIP_KEEPALIVED24=$(KA24) $(PY) -m pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS); rc=$$?; \
+	@mkdir -p build; $(MAKE) --no-print-directory lowest > $(LOWEST_LOG) 2>&1 & lowest=$$!; \
+	$(MAKE) --no-print-directory package-test > $(PACKAGE_LOG) 2>&1 & package=$$!; \
+	$(VENV)/bin/ruff check -q cloudvip providers lab tests bench packaging && $(VENV)/bin/mypy \
+	  || { wait $$lowest $$package; exit 1; }; \
+	CLOUDVIP_KEEPALIVED24=$(KA24) $(PY) -m pytest -q -p no:cacheprovider --durations=30 --ignore=tests/package \
+	  $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; rc=1; fi; \
 	wait $$lowest; lrc=$$?; echo "--- make lowest (ran beside the tests above), exit $$lrc:"; cat $(LOWEST_LOG); \
+	wait $$package; prc=$$?; echo "--- make package-test (make dist, then the package in a clean bookworm; ran beside" \
+	  "the tests above), exit $$prc:"; grep -v "^WARNING: Location" $(PACKAGE_LOG); \
 	for u in systemd/*.service; do \
 	  systemd-analyze security --offline=yes $$u 2>/dev/null | grep -a "Overall exposure" || true; done; \
-	[ $$rc -eq 0 ] && [ $$lrc -eq 0 ]
+	[ $$rc -eq 0 ] && [ $$lrc -eq 0 ] && [ $$prc -eq 0 ]
+
+# release artifacts in dist/: the wheel and sdist (twine check), and the Debian package for bookworm
+# (debian/: the application in its own venv under /opt/cloudvip, built with Debian's python3 from
+# that wheel; EXTRAS picks the providers' SDKs it carries, all by default; docs/packaging.md)
+EXTRAS ?= aws,hetzner,gcp,azure
+DIST_DEB := debhelper dpkg-dev python3-venv groff-base
+distdeps:
+	@if ! command -v dh >/dev/null 2>&1 || [ ! -x /usr/bin/python3 ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make dist needs: $(DIST_DEB) (apt-get install as root)"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIST_DEB) >/dev/null; fi
+
+dist: $(STAMP) distdeps
+	rm -rf dist build/deb && mkdir -p build/deb
+	$(PY) -m build -q --outdir dist . >build/deb/python-build.log 2>&1 || { cat build/deb/python-build.log; exit 1; }
+	$(VENV)/bin/twine check --strict dist/*
+	CLOUDVIP_EXTRAS=$(EXTRAS) dpkg-buildpackage -b -us -uc --buildinfo-option=-ubuild/deb --changes-option=-ubuild/deb \
+	  --buildinfo-file=build/deb/cloudvip.buildinfo --changes-file=build/deb/cloudvip.changes >build/deb/build.log 2>&1 \
+	  || { tail -40 build/deb/build.log; exit 1; }
+	mv build/deb/cloudvip_*.deb dist/
+	@ls -l dist
+
+# the package installed in a clean bookworm root (mmdebstrap), checked as an operator would use it
+PKG_TEST_DEB := mmdebstrap lintian
+package-test: dist
+	@missing=""; for c in $(PKG_TEST_DEB); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PKG_TEST_DEB) >/dev/null; fi
+	CLOUDVIP_DEB=$$(ls dist/cloudvip_*.deb) CLOUDVIP_PACKAGE_TESTS=required $(PY) -m pytest -q -p no:cacheprovider tests/package
 
 lab: $(STAMP) sysdeps
 	$(VENV)/bin/cloudvip lab $(LAB_ARGS)
@@ -107,4 +141,5 @@ bench: $(STAMP) sysdeps
 	$(PY) bench/fuzz_decoder.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST_VENV) .venv-checkov .venv-awscli .pytest_cache .hypothesis build *.egg-info lab/*.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) .venv-checkov .venv-awscli .pytest_cache .hypothesis build dist *.egg-info lab/*.egg-info
+	rm -rf debian/cloudvip debian/.debhelper debian/man debian/files debian/*.substvars debian/debhelper-build-stamp

@@ -1,12 +1,13 @@
-"""The `cloudvip` command line."""
+"""The `cloudvip` command line: one source for `--help`, the man page cloudvip(8) and bash completion."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
 
@@ -251,19 +252,71 @@ def _config_args(p: argparse.ArgumentParser, default: Path = DEFAULT_PATH) -> No
                    help="config id for @id conditional lines (default: short host name)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cloudvip", description=__doc__)
+DESCRIPTION = "Keep a virtual IP on the healthy VM of a pair, moved through the cloud's API."
+#: cloudvip(8)'s DESCRIPTION, below the one line
+ABOUT = (
+    "cloudvip elects a master among its peers with VRRP (RFC 3768 version 2, RFC 5798 version 3, unicast or "
+    "multicast), wire-compatible with keepalived 2.2 and 2.4 including auth_hmac, and reads keepalived.conf as it "
+    "is. A `cloud` block in a vrrp_instance moves the VIP through the cloud's API when this node becomes master: "
+    "AWS (secondary IP, Elastic IP, route table), Hetzner Cloud (floating IP, alias IP), Google Cloud (alias IP, "
+    "route) and Azure (route table, IP configuration); without one, the address is added with gratuitous ARP or "
+    "unsolicited neighbour advertisements. It runs as the agent (`cloudvip run`, in place of keepalived) or as "
+    "a companion to a stock keepalived (`cloudvip companion` and `cloudvip notify`).")
+
+#: the parts of cloudvip(8) that are not options: shown by `cloudvip --help` too, so that they cannot drift
+SECTIONS: dict[str, str] = {
+    "SIGNALS": (
+        "run: SIGTERM or SIGINT sends priority-0 adverts, releases the VIPs and exits 0 (the peer takes over "
+        "at once); SIGHUP reloads the config: what can change in place does (a master stays master), an "
+        "instance whose identity changed (interface, VRID, VIPs) restarts.\n"
+        "companion: SIGTERM or SIGINT stops taking events and exits 0; the cloud keeps pointing where it "
+        "points. It has no reload: restart it to read a changed file."),
+    "FILES": (
+        f"{DEFAULT_PATH}  the config of `run` (keepalived's own file, with cloud blocks)\n"
+        f"{COMPANION_PATH}  the companion's file: the cloud blocks and the keepalived.conf they complete\n"
+        "/run/cloudvip/, /run/cloudvip-companion/  control and event sockets, one per config file\n"
+        "/var/lib/cloudvip/  auth_hmac sequence state (survives restarts)\n"
+        "/etc/default/cloudvip, /etc/default/cloudvip-companion  the units' settings (CLOUDVIP_CONFIG, "
+        "CLOUDVIP_ARGS), in the Debian package"),
+    "EXIT STATUS": (
+        "0  success; run and companion: stopped by a signal\n"
+        "1  an invalid config, a failed check (doctor), no agent running (status, takeover, release), "
+        "or a start that failed (run, companion)\n"
+        "2  a command line error, or an event notify does not understand"),
+    "SEE ALSO": "cloudvip.conf(5), keepalived(8), keepalived.conf(5), systemctl(1)",
+}
+
+
+def _epilog() -> str:
+    return "\n\n".join(f"{title.lower()}:\n" + "\n".join(
+        textwrap.fill(line, 78, initial_indent="  ", subsequent_indent="      ") for line in text.splitlines())
+        for title, text in SECTIONS.items())
+
+
+def build_parser(commands: dict[str, argparse.ArgumentParser] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; `commands`, when given, receives each command's parser (for the man page)."""
+    parser = argparse.ArgumentParser(prog="cloudvip", description=DESCRIPTION,
+                                     epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cloudvip {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check-config", help="validate a keepalived.conf (or a companion file with its "
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs["help"][0].upper() + kwargs["help"][1:] + ".")
+        command = subparsers.add_parser(name, **kwargs)
+        if commands is not None:
+            commands[name] = command
+        return command
+
+    check = add("check-config", help="validate a keepalived.conf (or a companion file with its "
                                                 "keepalived.conf) and summarise its instances")
     _config_args(check)
     check.add_argument("--no-keepalived-check", dest="keepalived_check", action="store_false",
                        help="do not run `keepalived -t` on a keepalived.conf meant for stock keepalived")
     check.set_defaults(func=check_config)
-    agent = sub.add_parser("run", help="run the VRRP agent for every instance of the config")
+    agent = add("run", help="run the VRRP agent for every instance of the config")
     _config_args(agent)
-    agent.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    agent.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                       help="the least severe messages logged (default info)")
     agent.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     agent.add_argument("--pid-file", default=None, help="write the pid here (default: none)")
     agent.add_argument("--control-socket", default=None,
@@ -272,16 +325,17 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--metrics", default=None, metavar="[ADDR:]PORT",
                        help="serve Prometheus metrics (default: off; ADDR default 127.0.0.1)")
     agent.set_defaults(func=run)
-    comp = sub.add_parser("companion", help="move cloud VIPs for a stock keepalived (its notify events)")
+    comp = add("companion", help="move cloud VIPs for a stock keepalived (its notify events)")
     _config_args(comp, COMPANION_PATH)
-    comp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    comp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                      help="the least severe messages logged (default info)")
     comp.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     comp.add_argument("--socket", default=None, help="socket for `cloudvip notify` (default: derived from -f)")
     comp.add_argument("--fifo", default=None, help="keepalived's notify_fifo to read (default: global_defs')")
     comp.add_argument("--metrics", default=None, metavar="[ADDR:]PORT",
                       help="serve Prometheus metrics (default: off; ADDR default 127.0.0.1)")
     comp.set_defaults(func=companion)
-    note = sub.add_parser("notify", help="keepalived's notify script: hand the event to the companion",
+    note = add("notify", help="keepalived's notify script: hand the event to the companion",
                           description="Use as keepalived's `notify \"cloudvip notify\"` (it appends TYPE NAME "
                                       "STATE PRIORITY) or `notify_master \"cloudvip notify master VI_1\"`.")
     _config_args(note, COMPANION_PATH)
@@ -289,20 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
     note.add_argument("-v", "--verbose", action="store_true", help="print the companion's answer")
     note.add_argument("event", nargs="+", help="TYPE NAME STATE [PRIORITY], or STATE NAME")
     note.set_defaults(func=notify)
-    st = sub.add_parser("status", help="the running agent's instances, priorities, cloud state")
+    st = add("status", help="the running agent's instances, priorities, cloud state")
     _config_args(st)
     st.add_argument("--json", action="store_true", help="the full status as JSON")
     st.add_argument("--socket", default=None, help="the agent's control socket (default: derived from -f)")
     st.set_defaults(func=status)
     for verb, text in (("takeover", "planned maintenance: make this node master (priority raised)"),
                        ("release", "planned maintenance: hand the VIP over (FAULT, priority 0) until undone")):
-        p = sub.add_parser(verb, help=text)
+        p = add(verb, help=text)
         _config_args(p)
         p.add_argument("instance", help="the vrrp_instance")
         p.add_argument("--undo", action="store_true", help="remove the override")
         p.add_argument("--socket", default=None, help="the agent's control socket (default: derived from -f)")
         p.set_defaults(func=override)
-    doc = sub.add_parser("doctor", help="pre-flight checks: host, firewall, cloud permissions, peers; changes "
+    doc = add("doctor", help="pre-flight checks: host, firewall, cloud permissions, peers; changes "
                                         "nothing", description="Check everything a failover needs, before the "
                                         "first real outage. Reads the config like `run`; makes no change anywhere "
                                         "(no cloud write, no address, no advert). Exit 1 when a check failed.")
@@ -312,8 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not listen for the peers' adverts (three advert intervals)")
     doc.add_argument("--socket", default=None, help="a running agent's control socket (default: derived from -f)")
     doc.set_defaults(func=doctor)
-    demo = sub.add_parser("lab", help="show a real failover in throw-away network namespaces (root)")
-    demo.add_argument("--nodes", type=int, default=3, choices=[2, 3])
+    demo = add("lab", help="show a real failover in throw-away network namespaces (root)")
+    demo.add_argument("--nodes", type=int, default=3, choices=[2, 3], help="how many agents (default 3)")
     demo.add_argument("--cloud", choices=["aws", "hetzner", "gcp", "azure"], default=None,
                       help="move the VIP through an emulated cloud API on 127.0.0.1")
     demo.add_argument("--mode", default=None,

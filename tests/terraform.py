@@ -68,3 +68,18 @@ def checkov_failures(module: Path, home: Path) -> tuple[int, list[tuple[str, str
     failed = [(c["check_id"], c["resource"]) for c in report.get("results", {}).get("failed_checks", [])]
     summary = report.get("summary", report)  # no checks matched: the summary alone
     return int(summary["passed"]), failed, done.stderr[-2000:]
+
+
+SHARED = ROOT / "examples" / "terraform" / "shared"
+
+
+def install_package(pip_package: str = "cloudvip", deb_url: str = "", deb_sha256: str = "") -> str:
+    """The package step every example's start-up script runs (module shared/package)."""
+    return render((SHARED / "package" / "install-package.sh.tftpl").read_text(), cloudvip_deb_url=deb_url,
+                  cloudvip_deb_sha256=deb_sha256, cloudvip_package=pip_package, systemd_unit=UNIT_FILE.read_text())
+
+
+def startup_script(keepalived_conf: str = "", **package: str) -> str:
+    """The AWS, GCP and Azure examples' start-up script as Terraform renders it."""
+    return render((SHARED / "install-cloudvip.sh.tftpl").read_text(), keepalived_conf=keepalived_conf,
+                  install_package=install_package(**package))

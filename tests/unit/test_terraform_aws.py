@@ -11,7 +11,7 @@ import pytest
 
 from cloudvip.provider import load_checked
 
-from ..terraform import UNIT_FILE, checkov, checkov_failures, render, unq
+from ..terraform import checkov, checkov_failures, render, startup_script, unq
 from ..terraform import blocks as tf_blocks
 
 pytest.importorskip("hcl2")
@@ -33,8 +33,7 @@ def test_the_module_parses_and_creates_the_pair() -> None:
     node = resources["aws_instance.node"]
     assert "${local.nodes}" == node["for_each"]
     assert unq(node["metadata_options"][0]["http_tokens"]) == "required"  # IMDSv2 only
-    assert "user_data.sh.tftpl" in node["user_data"] and "cloudvip.service" in node["user_data"]
-    assert UNIT_FILE.is_file()
+    assert "install-cloudvip.sh.tftpl" in node["user_data"] and "cloudvip_package" in node["user_data"]
 
 
 def test_vrrp_is_allowed_between_the_pair_only() -> None:
@@ -90,8 +89,7 @@ def test_the_rendered_keepalived_conf_is_valid(mode: str, vip: str, allocation: 
 
 
 def test_user_data_installs_and_enables_the_unit() -> None:
-    text = render((TF / "user_data.sh.tftpl").read_text(), cloudvip_package="cloudvip[aws]",
-                  systemd_unit=UNIT_FILE.read_text(), keepalived_conf="")
+    text = startup_script(pip_package="cloudvip[aws]")
     assert "pip install -q 'cloudvip[aws]'" in text
     assert "cloudvip check-config -f /etc/keepalived/keepalived.conf" in text
     assert "systemctl enable --now cloudvip" in text

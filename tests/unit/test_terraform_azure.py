@@ -12,7 +12,7 @@ import pytest
 
 from cloudvip.provider import load_checked
 
-from ..terraform import UNIT_FILE, checkov, checkov_failures, render, unq
+from ..terraform import checkov, checkov_failures, render, startup_script, unq
 from ..terraform import blocks as tf_blocks
 
 pytest.importorskip("hcl2")
@@ -93,8 +93,7 @@ def test_the_rendered_keepalived_conf_is_valid(mode: str, vip: str, prefix: str,
 
 
 def test_the_custom_data_installs_the_azure_extra_and_logs_the_doctor() -> None:
-    text = render((TF.parent / "shared" / "install-cloudvip.sh.tftpl").read_text(),
-                  cloudvip_package="cloudvip[azure]", systemd_unit=UNIT_FILE.read_text(), keepalived_conf="")
+    text = startup_script(pip_package="cloudvip[azure]")
     assert "pip install -q 'cloudvip[azure]'" in text and "systemctl enable --now cloudvip" in text
     assert "cloudvip[azure]" in (TF / "variables.tf").read_text()
 

@@ -11,7 +11,7 @@ import pytest
 
 from cloudvip.provider import load_checked
 
-from ..terraform import UNIT_FILE, checkov, checkov_failures, render, unq
+from ..terraform import checkov, checkov_failures, render, startup_script, unq
 from ..terraform import blocks as tf_blocks
 
 pytest.importorskip("hcl2")
@@ -74,8 +74,7 @@ def test_the_rendered_keepalived_conf_is_valid(mode: str, vip: str, prefix: str,
 
 
 def test_the_startup_script_installs_enables_and_logs_the_doctor() -> None:
-    text = render((TF.parent / "shared" / "install-cloudvip.sh.tftpl").read_text(), cloudvip_package="cloudvip[gcp]",
-                  systemd_unit=UNIT_FILE.read_text(), keepalived_conf="")
+    text = startup_script(pip_package="cloudvip[gcp]")
     assert "pip install -q 'cloudvip[gcp]'" in text and "systemctl enable --now cloudvip" in text
     assert text.index("cloudvip doctor -f /etc/keepalived/keepalived.conf") > text.index("enable --now cloudvip")
 

@@ -12,7 +12,7 @@ import yaml
 
 from cloudvip.provider import load_checked
 
-from ..terraform import UNIT_FILE, render, unq
+from ..terraform import install_package, render, unq
 from ..terraform import blocks as tf_blocks
 
 pytest.importorskip("hcl2")
@@ -53,12 +53,14 @@ def test_agent_token_is_sensitive_and_written_0600() -> None:
         declared = {unq(k): v for entry in hcl2.load(fh)["variable"] for k, v in entry.items()}
     assert declared["agent_token"]["sensitive"] is True and declared["hcloud_token"]["sensitive"] is True
     cloud_init = render((TF / "cloud-init.yaml.tftpl").read_text(), agent_token="t0ken", keepalived_conf="x",
-                        systemd_unit=UNIT_FILE.read_text(), cloudvip_package="cloudvip[hetzner]")
+                        install_package=install_package(pip_package="cloudvip[hetzner]"))
     doc = yaml.safe_load(cloud_init)
     files = {f["path"]: f for f in doc["write_files"]}
     token = files["/etc/cloudvip/hcloud-token"]
     assert token["permissions"] == "0600" and token["content"] == "t0ken"
-    assert "ExecStart=/usr/local/bin/cloudvip run" in files["/etc/systemd/system/cloudvip.service"]["content"]
+    assert "pip install -q 'cloudvip[hetzner]'" in files["/var/lib/cloud/cloudvip-install.sh"]["content"]
+    install = next(i for i, c in enumerate(doc["runcmd"]) if c.endswith("sh -eu /var/lib/cloud/cloudvip-install.sh"))
+    assert install < doc["runcmd"].index("cloudvip check-config -f /etc/keepalived/keepalived.conf")
     assert "meta skuid != 0 reject" in files["/etc/nftables.d/cloudvip-metadata.nft"]["content"]
     # the rule survives a reboot: Debian's nftables.service (enabled) loads nftables.conf, which includes it
     assert any("include \"/etc/nftables.d/*.nft\"' >> /etc/nftables.conf" in c for c in doc["runcmd"])

@@ -119,9 +119,8 @@ resource "aws_instance" "node" {
     encrypted = true
   }
 
-  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    cloudvip_package = var.cloudvip_package
-    systemd_unit     = file("${path.module}/../../../systemd/cloudvip.service")
+  user_data = templatefile("${path.module}/../shared/install-cloudvip.sh.tftpl", {
+    install_package = module.cloudvip_package.install_script
     keepalived_conf = templatefile("${path.module}/keepalived.conf.tftpl", {
       router_id     = "cloudvip-${var.group}-${each.key}"
       interface     = var.interface
@@ -136,4 +135,11 @@ resource "aws_instance" "node" {
   user_data_replace_on_change = true
 
   tags = merge(local.group_tag, { Name = "cloudvip-${var.group}-${each.key}" })
+}
+
+module "cloudvip_package" {
+  source      = "../shared/package"
+  deb_url     = var.cloudvip_deb_url
+  deb_sha256  = var.cloudvip_deb_sha256
+  pip_package = var.cloudvip_package
 }

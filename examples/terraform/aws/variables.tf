@@ -71,3 +71,14 @@ variable "key_name" {
   type        = string
   default     = null
 }
+
+variable "cloudvip_deb_url" {
+  description = "URL of cloudvip's Debian package (make dist), in a bucket or on a web server you control; \"\" to pip-install cloudvip_package instead"
+  type        = string
+}
+
+variable "cloudvip_deb_sha256" {
+  description = "SHA-256 of that package, checked on the VM before it is installed (\"\": not checked)"
+  type        = string
+  default     = ""
+}

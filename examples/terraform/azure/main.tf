@@ -169,8 +169,7 @@ resource "azurerm_linux_virtual_machine" "node" {
   }
 
   custom_data = base64encode(templatefile("${path.module}/../shared/install-cloudvip.sh.tftpl", {
-    cloudvip_package = var.cloudvip_package
-    systemd_unit     = file("${path.module}/../../../systemd/cloudvip.service")
+    install_package = module.cloudvip_package.install_script
     keepalived_conf = templatefile("${path.module}/keepalived.conf.tftpl", {
       router_id   = "${local.name}-${each.key}"
       group       = var.group
@@ -200,4 +199,11 @@ resource "azurerm_role_assignment" "node" {
   scope              = azurerm_resource_group.pair.id
   role_definition_id = azurerm_role_definition.cloudvip.role_definition_resource_id
   principal_id       = azurerm_linux_virtual_machine.node[each.key].identity[0].principal_id
+}
+
+module "cloudvip_package" {
+  source      = "../shared/package"
+  deb_url     = var.cloudvip_deb_url
+  deb_sha256  = var.cloudvip_deb_sha256
+  pip_package = var.cloudvip_package
 }

@@ -62,7 +62,18 @@ variable "client_cidrs" {
 }
 
 variable "cloudvip_package" {
-  description = "What pip installs on the VMs (a git URL until a release is on PyPI)"
+  description = "What pip installs on the VMs when cloudvip_deb_url is empty"
   type        = string
   default     = "cloudvip[azure] @ git+https://github.com/cloudvip/cloudvip"
+}
+
+variable "cloudvip_deb_url" {
+  description = "URL of cloudvip's Debian package (make dist), in a bucket or on a web server you control; \"\" to pip-install cloudvip_package instead"
+  type        = string
+}
+
+variable "cloudvip_deb_sha256" {
+  description = "SHA-256 of that package, checked on the VM before it is installed (\"\": not checked)"
+  type        = string
+  default     = ""
 }

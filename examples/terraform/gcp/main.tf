@@ -121,8 +121,7 @@ resource "google_compute_instance" "node" {
     block-project-ssh-keys = true
     enable-oslogin         = true
     startup-script = templatefile("${path.module}/../shared/install-cloudvip.sh.tftpl", {
-      cloudvip_package = var.cloudvip_package
-      systemd_unit     = file("${path.module}/../../../systemd/cloudvip.service")
+      install_package = module.cloudvip_package.install_script
       keepalived_conf = templatefile("${path.module}/keepalived.conf.tftpl", {
         router_id = "cloudvip-${var.group}-${each.key}"
         group     = var.group
@@ -139,4 +138,11 @@ resource "google_compute_instance" "node" {
   lifecycle {
     ignore_changes = [network_interface[0].alias_ip_range] # cloudvip moves the alias IP
   }
+}
+
+module "cloudvip_package" {
+  source      = "../shared/package"
+  deb_url     = var.cloudvip_deb_url
+  deb_sha256  = var.cloudvip_deb_sha256
+  pip_package = var.cloudvip_package
 }

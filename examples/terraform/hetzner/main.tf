@@ -78,9 +78,8 @@ resource "hcloud_server" "node" {
   }
 
   user_data = templatefile("${path.module}/cloud-init.yaml.tftpl", {
-    cloudvip_package = var.cloudvip_package
-    agent_token      = var.agent_token
-    systemd_unit     = file("${path.module}/../../../systemd/cloudvip.service")
+    install_package = module.cloudvip_package.install_script
+    agent_token     = var.agent_token
     keepalived_conf = templatefile("${path.module}/keepalived.conf.tftpl", {
       router_id         = "cloudvip-${var.group}-${each.key}"
       private_interface = var.private_interface
@@ -106,4 +105,11 @@ resource "hcloud_server_network" "node" {
   lifecycle {
     ignore_changes = [alias_ips] # cloudvip moves the alias IP to the master
   }
+}
+
+module "cloudvip_package" {
+  source      = "../shared/package"
+  deb_url     = var.cloudvip_deb_url
+  deb_sha256  = var.cloudvip_deb_sha256
+  pip_package = var.cloudvip_package
 }

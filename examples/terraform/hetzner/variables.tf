@@ -85,3 +85,14 @@ variable "cloudvip_package" {
   type        = string
   default     = "cloudvip[hetzner]"
 }
+
+variable "cloudvip_deb_url" {
+  description = "URL of cloudvip's Debian package (make dist), in a bucket or on a web server you control; \"\" to pip-install cloudvip_package instead"
+  type        = string
+}
+
+variable "cloudvip_deb_sha256" {
+  description = "SHA-256 of that package, checked on the VM before it is installed (\"\": not checked)"
+  type        = string
+  default     = ""
+}
