@@ -96,7 +96,18 @@ def _items(items: list[HelpItem]) -> list[str]:
 
 
 def cloudvip_8() -> str:
+    columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "1000"  # one line per option, so that the help parses back
+    try:
+        return _cloudvip_8()
+    finally:
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+
+
+def _cloudvip_8() -> str:
     from cloudvip import __version__
     from cloudvip.cli import ABOUT, DESCRIPTION, SECTIONS, build_parser
 

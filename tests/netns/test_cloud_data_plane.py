@@ -81,10 +81,11 @@ def test_an_elastic_ip_is_translated_to_the_associated_node() -> None:
         assert answered_by(client, moved + 0.1, time.monotonic()) == {"node1"}
 
 
-@pytest.mark.parametrize("cloud", ["aws", "hetzner"])
-def test_the_realistic_lab_prints_the_clients_outage_per_failover(cloud: str) -> None:
-    pytest.importorskip("moto" if cloud == "aws" else "hcloud")
-    done = subprocess.run([sys.executable, "-m", "cloudvip", "lab", "--cloud", cloud], capture_output=True,
+def test_the_realistic_lab_prints_the_clients_outage_per_failover() -> None:
+    """Once in CI, on AWS (38 s): the data plane and the client's outage are the lab's, not the
+    cloud's; `cloudvip lab --cloud hetzner|gcp|azure` and bench/cloud_failover.py run the others."""
+    pytest.importorskip("moto")
+    done = subprocess.run([sys.executable, "-m", "cloudvip", "lab", "--cloud", "aws"], capture_output=True,
                           text=True, timeout=240)
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-2000:]
@@ -102,4 +103,4 @@ def test_the_realistic_lab_prints_the_clients_outage_per_failover(cloud: str) ->
     # the doctor ran on the backup before the failover: it heard the master and found nothing broken
     doctor = out[out.index("cloudvip doctor on node2"):out.index("node1 (the master) dies")]
     assert "heard 198.51.100.11 (a configured peer)" in doctor and ", 0 failed" in doctor
-    assert "✔ VI_1  token write" in doctor if cloud == "hetzner" else "allowed (policy simulation" in doctor
+    assert "allowed (policy simulation" in doctor
