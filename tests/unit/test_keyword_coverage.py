@@ -56,7 +56,7 @@ def test_the_blocks_cloudvip_does_not_read_are_warned_about_by_name() -> None:
 
 
 def test_coverage_figures(record_property: Callable[[str, object], None]) -> None:
-    """The counts the README's compatibility section gives (VRRP and global sections)."""
+    """The counts docs/configuration.md's compatibility section gives (VRRP and global sections)."""
     warned = [k for k in KEYWORDS if k[1] in {**table.TOP, **table.GLOBAL, **table.INSTANCE, **table.SYNC_GROUP}
               and k[0] in ("-", "global_defs", "vrrp_instance", "vrrp_sync_group")]
     inside_warned_blocks = [k for k in KEYWORDS if k[0] not in READ]
