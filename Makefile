@@ -113,7 +113,7 @@ test: sysdeps keepalived24
 EXTRAS ?= aws,hetzner,gcp,azure
 DIST_DEB := debhelper dpkg-dev python3-venv groff-base
 distdeps:
-	@if ! command -v dh >/dev/null 2>&1 || [ ! -x /usr/bin/python3 ]; then \
+	@if ! dpkg-query -W $(DIST_DEB) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "make dist needs: $(DIST_DEB) (apt-get install as root)"; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DIST_DEB) >/dev/null; fi
 
@@ -130,8 +130,8 @@ dist: $(STAMP) distdeps
 # the package installed in a clean bookworm root (mmdebstrap), checked as an operator would use it
 PKG_TEST_DEB := mmdebstrap lintian
 package-test: dist
-	@missing=""; for c in $(PKG_TEST_DEB); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
-	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PKG_TEST_DEB) >/dev/null; fi
+	@dpkg-query -W $(PKG_TEST_DEB) >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PKG_TEST_DEB) >/dev/null; }
 	CLOUDVIP_DEB=$$(ls dist/cloudvip_*.deb) CLOUDVIP_PACKAGE_TESTS=required $(PY) -m pytest -q -p no:cacheprovider tests/package
 
 lab: $(STAMP) sysdeps

@@ -251,11 +251,12 @@ class AzureProvider(CloudProvider):
     async def _move_ip_config(self, target: str) -> None:
         assert self.ident is not None
         vips = set(self.vips)
-        for nic in await self._nics(self.ident.resource_group):
-            if str(nic.name) != target and vips & set(_secondary_ips(nic)):
-                await self._change_configs(str(nic.name), lambda configs, _nic: [
-                    c for c in configs if c.primary or str(c.private_ip_address) not in vips])
-        await self._change_configs(target, self._add_configs)
+        listed = {str(n.name): n for n in await self._nics(self.ident.resource_group)}
+        for name, nic in listed.items():
+            if name != target and vips & set(_secondary_ips(nic)):
+                await self._change_configs(name, lambda configs, _nic: [
+                    c for c in configs if c.primary or str(c.private_ip_address) not in vips], nic)
+        await self._change_configs(target, self._add_configs, listed.get(target))
 
     def _add_configs(self, configs: list[Any], nic: Any) -> list[Any]:
         from azure.mgmt.network.models import NetworkInterfaceIPConfiguration, Subnet
@@ -266,13 +267,16 @@ class AzureProvider(CloudProvider):
             name=self.ip_config_name(vip), private_ip_address=vip, private_ip_allocation_method="Static",
             primary=False, subnet=Subnet(id=primary.subnet.id)) for vip in self.vips if vip not in have]
 
-    async def _change_configs(self, name: str, change: Callable[[list[Any], Any], list[Any]]) -> None:
+    async def _change_configs(self, name: str, change: Callable[[list[Any], Any], list[Any]],
+                              listed: Any | None = None) -> None:
         """A read-modify-write of one NIC's IP configurations with its ETag (If-Match), retried
-        when the ETag went stale (someone changed the NIC between our read and our write)."""
+        when the ETag went stale (someone changed the NIC between our read and our write). The
+        NIC as the list just gave it (with its ETag) spares the first read."""
         assert self.ident is not None
         group = self.ident.resource_group
         for attempt in range(ETAG_TRIES):
-            nic = await self._call(self._net.network_interfaces.get, group, name)
+            nic = listed if attempt == 0 and listed is not None else \
+                await self._call(self._net.network_interfaces.get, group, name)
             current = list(nic.ip_configurations or [])
             wanted = change(current, nic)
             if [str(c.private_ip_address) for c in wanted] == [str(c.private_ip_address) for c in current]:

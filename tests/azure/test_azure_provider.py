@@ -82,6 +82,10 @@ def test_ip_config_moves_with_one_remove_and_one_add(arm: Arm) -> None:
 
     run(go())
     assert arm.world.emulator.writes() == {"node1-nic": 1, "node2-nic": 1}
+    # the NIC list (with the ETags) is the read of both writes: no NIC is read again before its write;
+    # the only NIC reads are the SDK poller's, of each write's result once its operation is over
+    ops = [c.op for c in arm.world.emulator.calls]
+    assert ops.count("get_nic") == ops.count("put_nic") == 2, ops
     nic = arm.world.emulator.nics["node2-nic"]
     assert [c.ip for c in nic.configs] == [ADDRS[1], VIP] and nic.configs[1].name == "cloudvip-198-51-100-100"
     assert host_b.addresses == {VIP}

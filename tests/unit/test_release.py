@@ -100,3 +100,18 @@ def test_the_readme_fits_on_two_screens() -> None:
     assert max(len(line) for line in lines) <= 100
     for doc in re.findall(r"\]\((docs/[^)#]+)", "\n".join(lines)):  # and every page it links to exists
         assert (ROOT / doc).is_file(), doc
+
+
+@pytest.mark.parametrize("cloud", ["aws", "hetzner", "gcp", "azure"])
+def test_every_setting_of_each_cloud_block_is_in_the_reference(cloud: str) -> None:
+    """A new setting of a cloud block cannot ship undocumented in docs/configuration.md (and cloudvip.conf(5))."""
+    import dataclasses
+    import importlib
+
+    module = importlib.import_module(f"cloudvip_providers.{cloud}_settings")
+    settings = next(v for k, v in vars(module).items() if k.endswith("Settings") and dataclasses.is_dataclass(v))
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    section = reference[reference.index(f"### cloud {cloud}"):]
+    section = section[:section.index("\n##", 5)]
+    missing = [f.name for f in dataclasses.fields(settings) if f.name not in section]
+    assert not missing, missing
