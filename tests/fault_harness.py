@@ -26,12 +26,12 @@ __all__ = ["CLOUD_API_CASES", "CloudWorld", "Conditions", "api_faults", "cloud_w
            "matrix", "run_case", "run_cloud_case", "sole_owner"]
 
 FULL_MATRIX = os.environ.get("CLOUDVIP_FAULT_MATRIX") == "full"
-#: "the API unreachable for a minute" (bench/fault_matrix.py); 10 s in CI, for time: long enough
-#: for the takeover's retries to back off several times before the API comes back
-UNREACHABLE_S = 60 if FULL_MATRIX else 10
+#: "the API unreachable for a minute" (bench/fault_matrix.py); 6 s in CI, for time: long enough
+#: for the takeover's retries to back off (1, 2, 4 s) before the API comes back
+UNREACHABLE_S = 60 if FULL_MATRIX else 6
 #: how long a frozen master or a partition lasts, and a window of loss or delay (bench: 10 s and
-#: 6 s; CI halves them, for time: at advert 0.1 s that is still 50 and 30 advert intervals)
-OUTAGE_S, WINDOW_S = (10, 6) if FULL_MATRIX else (5, 3)
+#: 6 s; CI 3 s and 2 s, for time: at advert 0.1 s still 30 and 20 advert intervals)
+OUTAGE_S, WINDOW_S = (10, 6) if FULL_MATRIX else (3, 2)
 #: CLOUDVIP_FAULT_PROFILE=realistic (`bench/fault_matrix.py --profile realistic`): the cloud as
 #: docs/lab.md describes it, with the documented default intervals (advert 1 s; reconcile 10 s
 #: on AWS, 30 s on Hetzner) and the client's outage per case. CI keeps the instant profile and

@@ -78,7 +78,11 @@ def _preempt_after(cluster: Cluster, delayed_kind: str, delay: float) -> float:
     low = cluster.daemon(1, other, priority=90, **conf).start()
     assert cluster.wait_holder(low, 3), cluster.logs()
     high = cluster.daemon(0, delayed_kind, priority=100, preempt_delay=delay, **conf).start()
-    started = time.monotonic()
+    # counted from the instance's start (BACKUP), as both count the delay: a Python process takes
+    # longer than keepalived to get there, and that is not the delay being compared
+    backup = "Entering BACKUP STATE" if delayed_kind == "keepalived" else "VI_1: INIT -> BACKUP"
+    started = cluster.topo.wait_for(lambda: backup in high.log, 5)
+    assert started is not None, high.log
     took = cluster.wait_holder(high, delay + 5)
     assert took is not None, cluster.logs()
     return took - started
