@@ -3,6 +3,7 @@ configuration reference, bash completion, one version everywhere, a README that 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import re
@@ -40,12 +41,12 @@ def test_help_says_what_it_is_in_one_line() -> None:
 
 def test_every_command_and_option_is_in_the_man_page() -> None:
     page = manpages().cloudvip_8()
-    commands: dict[str, object] = {}
-    build_parser(commands)  # type: ignore[arg-type]
+    commands: dict[str, argparse.ArgumentParser] = {}
+    build_parser(commands)
     assert len(commands) >= 9
     for name, parser in commands.items():
         assert f".SS {name.replace('-', chr(92) + '-')}" in page, name
-        for option in re.findall(r"(?<![\w-])(--?[a-z][-a-z]*)", parser.format_usage()):  # type: ignore[attr-defined]
+        for option in re.findall(r"(?<![\w-])(--?[a-z][-a-z]*)", parser.format_usage()):
             assert option.replace("-", "\\-") in page, (name, option)
     for title in SECTIONS:
         assert f".SH {title}" in page
@@ -88,8 +89,8 @@ def test_bash_completion_follows_the_parser(tmp_path: Path) -> None:
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}).stdout
     first = out.split("1:")[1].splitlines()[0].split()
-    commands: dict[str, object] = {}
-    build_parser(commands)  # type: ignore[arg-type]
+    commands: dict[str, argparse.ArgumentParser] = {}
+    build_parser(commands)
     assert set(commands) <= set(first), first
     assert "2:--no-listen" in out and "3:warning" in out, out
 
