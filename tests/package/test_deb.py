@@ -48,9 +48,13 @@ if (why := _missing()) is not None:
     pytestmark = pytest.mark.skip(reason=why)
 
 
+#: what the commands in the chroot get: a plain environment, as systemd gives a unit (nothing of ours leaks in)
+PLAIN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
 def run_in(root: Path, command: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """A shell command inside the chroot, with a plain environment (nothing of ours leaks in)."""
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
+    """A shell command inside the chroot, as an operator's shell would run it."""
+    env = {**PLAIN_ENV, "HOME": "/root", "TERM": "dumb"}
     result = subprocess.run(["chroot", str(root), "sh", "-c", command], env=env, capture_output=True, text=True,
                             timeout=timeout)
     if check and result.returncode != 0:
@@ -115,9 +119,8 @@ def machine() -> Iterator[Machine]:
         m.clean = snapshot(root)
         yield m
     finally:
-        for mount in ("proc",):
-            if os.path.ismount(root / mount):
-                subprocess.run(["umount", "-l", str(root / mount)], check=False)
+        if os.path.ismount(root / "proc"):
+            subprocess.run(["umount", "-l", str(root / "proc")], check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -236,14 +239,16 @@ class Namespace:
 
     def start(self, root: Path, command: str) -> subprocess.Popen[str]:
         """The unit's ExecStart, run as systemd would (a plain environment), in the chroot."""
-        return subprocess.Popen(["ip", "netns", "exec", self.name, "chroot", str(root), *shlex.split(command)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+        return subprocess.Popen([*self.inside(root), *shlex.split(command)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=PLAIN_ENV)
 
     def run(self, root: Path, command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", self.name, "chroot", str(root), "sh", "-c", command],
-                              capture_output=True, text=True, timeout=120,
-                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
+        return subprocess.run([*self.inside(root), "sh", "-c", command], capture_output=True, text=True,
+                              timeout=120, env=PLAIN_ENV)
+
+    def inside(self, root: Path) -> list[str]:
+        """The prefix that runs a command in this namespace and in the chroot."""
+        return ["ip", "netns", "exec", self.name, "chroot", str(root)]
 
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], check=False)
